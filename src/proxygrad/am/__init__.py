@@ -1,0 +1,7 @@
+"""Activation maximization: objectives, parametrization, regularization and the rendering loop."""
+from . import objectives
+from .objectives import Objective, channel, class_logit, l2_penalty, neuron, parse
+from .render import Octave, Regularization, RenderConfig, RenderResult, render
+
+__all__ = ["Objective", "Octave", "Regularization", "RenderConfig", "RenderResult", "channel", "class_logit",
+           "l2_penalty", "neuron", "objectives", "parse", "render"]

@@ -1,0 +1,313 @@
+"""The one activation-maximization loop (paper Section 5; seeds 002 and 004).
+
+Images live in [-1, 1]^(C, H, W). Each image has its own objective and its own seed; a batch renders many
+at once and gives the same images as rendering them one at a time, because every random number an image
+uses (its initial noise, its transforms) comes from its own generator.
+
+One step, for every image of the batch:
+    g  = d objective(original-forward, proxy-backward) / d x       (through the random input transforms)
+    g  = fluid filter of g                                          (scheme, optional)
+    d  = lr * g / ||g||_2   (normalized, the paper's)  |  lr * g  (plain)  |  Adam(g)
+    x  = clamp(after_step(elastic filter of (x + d)), -1, 1)       (after_step: the paper's blur + rotation)
+An image whose gradient is zero or not finite is left unchanged for that step, and the step is counted.
+Every score reported is computed by the ORIGINAL network (never by the proxy).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..models.spec import InputSpec
+from ..surrogates import MODES, patched
+from ..surrogates.rectifier import check_slope
+from .init import initial_images
+from .objectives import OUTPUT, ImagePenalty, Objective, batch_scores, check_layers, run_and_capture
+from .penalties import l2, total_variation
+from .schemes import Scheme
+from .transforms import Transform, draw_u
+
+PAPER_LR, PAPER_NUMEL = 25.0, 3 * 224 * 224
+STEP_RULES = ("normalized", "plain", "adam")
+
+
+@dataclass(frozen=True)
+class Octave:
+    """Render ``steps`` steps at ``scale`` times the base size with step size ``lr`` (None: the default)."""
+
+    scale: float
+    steps: int
+    lr: float | None = None
+
+
+@dataclass
+class Regularization:
+    """What keeps the images natural. ``augment`` transforms the model's input (the gradient flows back
+    through it); ``after_step`` transforms the iterate after each step; ``tv`` and ``l2`` weight penalties
+    subtracted from the objective (total variation, squared L2 norm of x in [-1, 1])."""
+
+    augment: Transform | None = None
+    after_step: Transform | None = None
+    scheme: Scheme = field(default_factory=Scheme.none)
+    tv: float = 0.0
+    l2: float = 0.0
+
+    @property
+    def n_random(self) -> int:
+        return sum(t.n_random for t in (self.augment, self.after_step) if t is not None)
+
+    def penalties(self) -> list[Objective]:
+        terms = []
+        if self.tv:
+            terms.append(ImagePenalty(total_variation, self.tv, "tv"))
+        if self.l2:
+            terms.append(ImagePenalty(l2, self.l2, "l2"))
+        return terms
+
+
+@dataclass
+class RenderConfig:
+    """Settings of one rendering. ``init_image`` (C, H, W) in [-1, 1] replaces the gray start (noise of std
+    ``init_sigma`` is added to either). ``deterministic`` turns oneDNN off on the CPU while rendering, so that the
+    images are bitwise reproducible and independent of the batch size (oneDNN picks batch-dependent
+    algorithms). ``lr=None`` means the paper's 25 for 3x224x224, scaled by
+    sqrt(C*H*W / (3*224*224)) so that the step per pixel matches (normalized rule); 1.0 (plain); 0.05 (adam)."""
+
+    method: str = "proxygrad"
+    slope: float = 0.075
+    steps: int = 500
+    lr: float | None = None
+    step_rule: str = "normalized"
+    init_sigma: float = 0.1
+    init_image: Tensor | None = None
+    regularization: Regularization = field(default_factory=Regularization)
+    octaves: tuple[Octave, ...] = ()
+    batch_size: int = 64
+    trace_every: int = 10
+    progress: bool = True
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in MODES:
+            raise ValueError(f"method must be one of {MODES}, got {self.method!r}")
+        check_slope(self.slope, "slope")
+        if self.step_rule not in STEP_RULES:
+            raise ValueError(f"step_rule must be one of {STEP_RULES}, got {self.step_rule!r}")
+        if self.steps < 0 or self.batch_size < 1 or self.trace_every < 1:
+            raise ValueError("steps must be >= 0, batch_size and trace_every >= 1")
+        if not (self.init_sigma >= 0 and math.isfinite(self.init_sigma)):
+            raise ValueError(f"init_sigma must be finite and >= 0, got {self.init_sigma}")
+
+    def schedule(self) -> tuple[Octave, ...]:
+        return self.octaves or (Octave(1.0, self.steps, self.lr),)
+
+    def step_size(self, octave: Octave, numel: int) -> float:
+        lr = octave.lr if octave.lr is not None else self.lr
+        if lr is not None:
+            return lr
+        return {"normalized": PAPER_LR * math.sqrt(numel / PAPER_NUMEL), "plain": 1.0, "adam": 0.05}[self.step_rule]
+
+
+@dataclass
+class RenderResult:
+    """Images (N, C, H, W) in [-1, 1] on the CPU with, per image: its objective's name, seed, the ORIGINAL
+    network's final objective value and predicted class, the value every ``trace_every`` steps (N, T) at
+    ``trace_steps``, and how many steps had a zero or non-finite gradient."""
+
+    images: Tensor
+    objectives: list[str]
+    seeds: list[int]
+    activation: Tensor
+    predicted: Tensor
+    trace: Tensor
+    trace_steps: list[int]
+    zero_gradient_steps: Tensor
+    nonfinite_gradient_steps: Tensor
+    seconds: float
+    config: RenderConfig
+
+    def records(self) -> list[dict]:
+        return [{"objective": o, "seed": s, "activation": float(a), "predicted": int(p),
+                 "zero_gradient_steps": int(z), "nonfinite_gradient_steps": int(n)}
+                for o, s, a, p, z, n in zip(self.objectives, self.seeds, self.activation.tolist(),
+                                            self.predicted.tolist(), self.zero_gradient_steps.tolist(),
+                                            self.nonfinite_gradient_steps.tolist())]
+
+
+def image_generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    """One generator per image for its transforms, independent of the one that drew its initial noise."""
+    return [torch.Generator().manual_seed(int(s) * 7919 + 104729) for s in seeds]
+
+
+def proxy_network(model: nn.Module) -> nn.Module:
+    """A copy of ``model``'s modules that shares all its parameters and buffers (the paper's proxy)."""
+    memo = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    return copy.deepcopy(model, memo)
+
+
+class _FrozenEval:
+    """Eval mode and no weight gradients during rendering; both restored on exit."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.training = self.model.training
+        self.flags = [(p, p.requires_grad) for p in self.model.parameters()]
+        self.model.eval().requires_grad_(False)
+
+    def __exit__(self, *exc):
+        self.model.train(self.training)
+        for p, flag in self.flags:
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def _onednn_off(off: bool):
+    """Turn oneDNN off while rendering (without touching its TF32 flag, as torch.backends.mkldnn.flags does)."""
+    before = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(before and not off)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(before)
+
+
+def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="bilinear",
+                                                                     align_corners=False)
+
+
+def _split(u: Tensor, regularization: Regularization) -> tuple[Tensor, Tensor]:
+    k = regularization.augment.n_random if regularization.augment is not None else 0
+    return u[:, :k], u[:, k:]
+
+
+class _Stepper:
+    """Turns gradients into updates for one batch; counts zero and non-finite gradients per image."""
+
+    def __init__(self, rule: str, x: Tensor):
+        self.rule = rule
+        self.zero = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        self.nonfinite = torch.zeros_like(self.zero)
+        self.moment1 = torch.zeros_like(x) if rule == "adam" else None
+        self.moment2 = torch.zeros_like(x) if rule == "adam" else None
+        self.t = 0
+
+    def update(self, g: Tensor, lr: float) -> Tensor:
+        norm = g.flatten(1).norm(dim=1)
+        finite = torch.isfinite(norm)
+        zero = finite & (norm == 0)
+        self.nonfinite += ~finite
+        self.zero += zero
+        ok = (finite & ~zero).view(-1, *([1] * (g.dim() - 1)))
+        g = torch.where(ok, g, torch.zeros_like(g))
+        if self.rule == "normalized":
+            return lr * g / torch.where(ok, norm.view_as(ok), torch.ones_like(norm.view_as(ok)))
+        if self.rule == "plain":
+            return lr * g
+        return self._adam(g, lr, ok)
+
+    def _adam(self, g: Tensor, lr: float, ok: Tensor, betas=(0.9, 0.999), eps=1e-8) -> Tensor:
+        self.t += 1
+        self.moment1.lerp_(g, 1 - betas[0])
+        self.moment2.mul_(betas[1]).addcmul_(g, g, value=1 - betas[1])
+        m_hat = self.moment1 / (1 - betas[0] ** self.t)
+        v_hat = self.moment2 / (1 - betas[1] ** self.t)
+        return torch.where(ok, lr * m_hat / (v_hat.sqrt() + eps), torch.zeros_like(g))
+
+
+def _score(model: nn.Module, spec: InputSpec, objectives: Sequence[Objective], x: Tensor,
+           layers: frozenset[str]) -> tuple[Tensor, Tensor]:
+    """ORIGINAL network: (objective value per image, predicted class per image), no gradient."""
+    with torch.no_grad():
+        capture = run_and_capture(model, x, spec.to_model_input(x), layers | {OUTPUT})
+        return batch_scores(objectives, capture), capture[OUTPUT].flatten(1).argmax(1)
+
+
+def _render_batch(model, proxy, spec, objectives, seeds, config, device, bar) -> dict:
+    penalties = config.regularization.penalties()
+    full = [sum([o, *penalties]) if penalties else o for o in objectives]
+    layers = frozenset().union(*(o.layers for o in full))
+    generators = image_generators(seeds)
+    reg = config.regularization
+    x = initial_images(spec, seeds, config.init_sigma, device, start=config.init_image)
+    base_size = spec.size
+    trace, trace_steps, step_index = [], [], 0
+    stepper = _Stepper(config.step_rule, x)
+    for octave in config.schedule():
+        size = tuple(max(1, round(octave.scale * s)) for s in base_size)
+        x = _resize(x, size).clamp(-1, 1)
+        if stepper.moment1 is not None and stepper.moment1.shape != x.shape:
+            stepper = _Stepper(config.step_rule, x)
+        lr = config.step_size(octave, x[0].numel())
+        for _ in range(octave.steps):
+            if step_index % config.trace_every == 0:
+                trace.append(_score(model, spec, objectives, _resize(x, base_size), layers)[0])
+                trace_steps.append(step_index)
+            u = draw_u(reg.n_random, generators, device=device, dtype=x.dtype)
+            u_augment, u_after = _split(u, reg)
+            x = x.detach().requires_grad_(True)
+            seen = reg.augment.apply(x, u_augment) if reg.augment is not None else x
+            capture = run_and_capture(proxy, x, spec.to_model_input(seen), layers)
+            (g,) = torch.autograd.grad(batch_scores(full, capture).sum(), x)
+            step = stepper.update(reg.scheme.filter_update(g), lr)
+            with torch.no_grad():
+                x = reg.scheme.filter_image(x + step)
+                if reg.after_step is not None:
+                    x = reg.after_step.apply(x, u_after)
+                x = x.clamp(-1, 1)
+            step_index += 1
+            bar.update(len(seeds))
+    x = _resize(x.detach(), base_size).clamp(-1, 1)
+    activation, predicted = _score(model, spec, objectives, x, layers)
+    trace.append(activation)
+    trace_steps.append(step_index)
+    return {"images": x.cpu(), "activation": activation.cpu(), "predicted": predicted.cpu(),
+            "trace": torch.stack(trace, 1).cpu(), "trace_steps": trace_steps,
+            "zero": stepper.zero.cpu(), "nonfinite": stepper.nonfinite.cpu()}
+
+
+def _chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+def render(model: nn.Module, spec: InputSpec, objectives: Sequence[Objective], seeds: Sequence[int],
+           config: RenderConfig | None = None, device=None) -> RenderResult:
+    """Render image i for ``objectives[i]`` from ``seeds[i]`` (equal lengths), in batches of
+    ``config.batch_size``; returns a :class:`RenderResult`. ``model`` is the ORIGINAL network, in [-1, 1]
+    terms through ``spec``; the device defaults to the model's."""
+    config = config or RenderConfig()
+    if len(objectives) != len(seeds):
+        raise ValueError(f"{len(objectives)} objectives but {len(seeds)} seeds: give one seed per objective")
+    if not objectives:
+        raise ValueError("nothing to render: no objectives")
+    check_layers(model, objectives)
+    device = device or next(iter(model.parameters()), torch.empty(0)).device
+    start = time.perf_counter()
+    proxy = model if config.method == "relu" else proxy_network(model)
+    total = sum(o.steps for o in config.schedule()) * len(objectives)
+    parts = []
+    cpu_exact = config.deterministic and torch.device(device).type == "cpu"
+    with _FrozenEval(model), patched(proxy, config.method, config.slope), \
+            _onednn_off(cpu_exact), \
+            tqdm(total=total, desc=f"{config.method} s={config.slope:g}", unit="img-step",
+                 disable=not config.progress, leave=False) as bar:
+        for rows in _chunks(len(objectives), config.batch_size):
+            parts.append(_render_batch(model, proxy, spec, objectives[rows], seeds[rows], config, device, bar))
+    cat = lambda key: torch.cat([p[key] for p in parts])  # noqa: E731
+    return RenderResult(images=cat("images"), objectives=[o.name for o in objectives], seeds=list(seeds),
+                        activation=cat("activation"), predicted=cat("predicted"), trace=cat("trace"),
+                        trace_steps=parts[0]["trace_steps"], zero_gradient_steps=cat("zero"),
+                        nonfinite_gradient_steps=cat("nonfinite"), seconds=time.perf_counter() - start,
+                        config=config)

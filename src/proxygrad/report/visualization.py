@@ -1,0 +1,63 @@
+"""The run directory of ``proxygrad visualize``: PNGs, a grid, an activation-vs-step plot, results.json."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..am.render import RenderResult
+from ..models.spec import InputSpec
+from .figures import image_grid, trace_plot
+from .files import versions, write_figure, write_json, write_png
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60] or "objective"
+
+
+def _class_name(spec: InputSpec, index: int | None) -> str | None:
+    if index is None:
+        return None
+    return spec.class_names[index] if spec.class_names and 0 <= index < len(spec.class_names) else str(index)
+
+
+def method_summary(result: RenderResult, targets: Sequence[int | None]) -> dict:
+    """Mean and std of the original network's activation; share of images classified as their target."""
+    hits = [int(p) == t for p, t in zip(result.predicted.tolist(), targets) if t is not None]
+    return {"seconds": round(result.seconds, 3), "mean_activation": result.activation.mean().item(),
+            "std_activation": result.activation.std().item() if len(result.activation) > 1 else 0.0,
+            "target_share": sum(hits) / len(hits) if hits else None,
+            "images_with_zero_gradient_steps": int((result.zero_gradient_steps > 0).sum()),
+            "images_with_nonfinite_gradient_steps": int((result.nonfinite_gradient_steps > 0).sum())}
+
+
+def write_visualization(run_dir: str | Path, results: Mapping[str, RenderResult], spec: InputSpec,
+                        targets: Sequence[int | None], settings: dict, seconds: float) -> dict:
+    """Write the run directory and return the results.json payload.
+
+    ``results[method]`` must all render the same objectives and seeds in the same order; ``targets[i]``
+    is the class objective i asks for (or None).
+    """
+    run_dir = Path(run_dir)
+    first = next(iter(results.values()))
+    images = []
+    for method, result in results.items():
+        for i, record in enumerate(result.records()):
+            file = Path("images") / _slug(method) / f"{i:03d}_{_slug(record['objective'])}_seed{record['seed']}.png"
+            write_png(run_dir / file, result.images[i])
+            images.append({"method": method, **record, "predicted_name": _class_name(spec, record["predicted"]),
+                           "target": targets[i], "target_name": _class_name(spec, targets[i]), "file": str(file)})
+    labels = [f"{o} / seed {s}" if len(set(first.seeds)) > 1 else o for o, s in zip(first.objectives, first.seeds)]
+    notes = {m: [f"{a:.2f} -> {_class_name(spec, p)}" for a, p in zip(r.activation.tolist(), r.predicted.tolist())]
+             for m, r in results.items()}
+    write_figure(run_dir / "grid.png", image_grid({m: r.images for m, r in results.items()}, labels, notes))
+    traces = {m: (r.trace_steps, r.trace) for m, r in results.items()}
+    write_figure(run_dir / "activation.png", trace_plot(traces, "objective (original network)"))
+    payload = {"command": "visualize", "settings": settings, "versions": versions(), "seconds": round(seconds, 3),
+               "methods": {m: method_summary(r, targets) for m, r in results.items()},
+               "files": {"grid": "grid.png", "activation_plot": "activation.png"},
+               "trace_steps": first.trace_steps,
+               "traces": {m: r.trace.tolist() for m, r in results.items()},
+               "images": images}
+    write_json(run_dir / "results.json", payload)
+    return payload
