@@ -94,3 +94,22 @@ def test_visualize_corrupt_init_image_names_the_file(tmp_path, capsys):
     broken.write_bytes(b"not a png")
     code, _ = _visualize(tmp_path, "--init", str(broken), "--steps", "1")
     assert code == 2 and "broken.png" in capsys.readouterr().err
+
+
+def test_visualize_at_another_size_and_one_the_model_cannot_take(tmp_path, capsys):
+    import json
+
+    import torch
+
+    code, out = _visualize(tmp_path, "--size", "40", "-o", "2", "--steps", "2", "--methods", "relu")
+    assert code == 0
+    assert json.loads((out / "results.json").read_text())["settings"]["size"] == [40, 40]
+    fixed = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(2 * 12 * 12, 3))
+    torch.save(fixed, tmp_path / "fixed.pt")
+    code, _ = _visualize(tmp_path, "--model", str(tmp_path / "fixed.pt"), "--steps", "2")
+    error = capsys.readouterr().err
+    assert code == 2 and "fixed.pt cannot take 1x224x224" in error and "--size" in error
+    code, out = _visualize(tmp_path, "--model", str(tmp_path / "fixed.pt"), "--size", "12", "--steps", "2",
+                           "-o", "1", "--methods", "relu")
+    assert code == 0

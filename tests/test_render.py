@@ -204,3 +204,18 @@ def test_bad_calls():
         render(_cnn(), SPEC, [class_logit(0)], [0, 1], _config())
     with pytest.raises(ValueError, match="unknown layer"):
         render(_cnn(), SPEC, [Unit("7x", 0)], [0], _config())
+
+
+def test_memory_budget_lowers_the_batch_and_keeps_the_images():
+    from proxygrad.am.render import bytes_per_image
+
+    model = _cnn()
+    objectives, seeds = [class_logit(0)] * 5, list(range(5))
+    per_image = bytes_per_image(model, SPEC, frozenset({"output"}), _config(), "cpu")
+    # Saved for backward, per 8x8 image: at least the 4-channel activations of both conv layers.
+    assert per_image >= 2 * 4 * 64 * 4
+    budget = 2.5 * per_image / 2**20
+    limited = render(model, SPEC, objectives, seeds, _config(steps=3, memory_mb=budget))
+    free = render(model, SPEC, objectives, seeds, _config(steps=3))
+    assert limited.batch_size == 2 and free.batch_size == 5
+    assert torch.equal(limited.images, free.images)

@@ -85,7 +85,11 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tv", type=float, default=0.0, help="total variation weight")
     parser.add_argument("--l2", type=float, default=0.0, help="L2 penalty weight (seed 002)")
     parser.add_argument("--octaves", type=_octaves, default=(), metavar="SCALE:STEPS[:LR],...")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--size", type=_ints, default=None, metavar="H[,W]",
+                        help="render at this size instead of the model's own")
+    parser.add_argument("--batch-size", type=int, default=64, help="most images rendered at once")
+    parser.add_argument("--memory-mb", type=float, default=None,
+                        help="memory budget per batch: lowers the batch size to fit (estimated)")
     parser.add_argument("--out", default=None, help="run directory (default: runs/visualize-DATE-TIME)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -109,6 +113,13 @@ def _visualize(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     loaded = load(args.model, weights=args.weights, device=device)
+    size = (args.size if len(args.size) == 2 else args.size[0]) if args.size else None
+    try:
+        loaded.check_size(size)
+    except ValueError as error:
+        raise ValueError(f"{error} (choose the size with --size H,W)") from None
+    if size is not None:
+        loaded.spec = loaded.spec.replace(size=size)
     objectives = resolve_objectives(args.objectives, loaded.spec)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     regularization = build(args.regularize, jitter=args.jitter, scale=args.scale, rotate=args.rotate,
@@ -118,7 +129,7 @@ def _visualize(args: argparse.Namespace) -> int:
     configs = {m: RenderConfig(method=m, slope=0.0 if m == "relu" else args.slope, steps=args.steps, lr=args.lr,
                                step_rule=args.step_rule, init_sigma=args.init_sigma, init_image=init_image,
                                regularization=regularization, octaves=args.octaves, batch_size=args.batch_size,
-                               progress=not args.quiet) for m in methods}
+                               memory_mb=args.memory_mb, progress=not args.quiet) for m in methods}
     out = Path(args.out or f"runs/visualize-{datetime.now():%Y%m%d-%H%M%S}")
     results = {}
     for method, config in configs.items():
@@ -130,7 +141,8 @@ def _visualize(args: argparse.Namespace) -> int:
                 "lr": args.lr, "step_rule": args.step_rule, "seeds": list(args.seeds),
                 "init_sigma": args.init_sigma, "init": args.init, "regularize": args.regularize,
                 "regularization": repr(regularization), "octaves": [vars(o) for o in args.octaves],
-                "batch_size": args.batch_size, "objectives": [o.name for o, _ in jobs]}
+                "size": list(loaded.spec.size), "batch_size": args.batch_size, "memory_mb": args.memory_mb,
+                "objectives": [o.name for o, _ in jobs]}
     payload = write_visualization(out, results, loaded.spec, [target_class(o) for o, _ in jobs], settings,
                                   time.perf_counter() - start)
     print(f"{'method':<20}{'mean activation':>16}{'classified as target':>22}{'seconds':>9}")

@@ -76,7 +76,9 @@ class Regularization:
 
 @dataclass
 class RenderConfig:
-    """Settings of one rendering. ``init_image`` (C, H, W) in [-1, 1] replaces the gray start (noise of std
+    """Settings of one rendering. ``batch_size`` caps the images per batch; ``memory_mb``, when given,
+    lowers it to what an estimate of the memory per image allows (see :func:`images_per_batch`).
+    ``init_image`` (C, H, W) in [-1, 1] replaces the gray start (noise of std
     ``init_sigma`` is added to either). ``deterministic`` turns oneDNN off on the CPU while rendering, so that the
     images are bitwise reproducible and independent of the batch size (oneDNN picks batch-dependent
     algorithms). ``lr=None`` means the paper's 25 for 3x224x224, scaled by
@@ -92,6 +94,7 @@ class RenderConfig:
     regularization: Regularization = field(default_factory=Regularization)
     octaves: tuple[Octave, ...] = ()
     batch_size: int = 64
+    memory_mb: float | None = None
     trace_every: int = 10
     progress: bool = True
     deterministic: bool = True
@@ -104,6 +107,8 @@ class RenderConfig:
             raise ValueError(f"step_rule must be one of {STEP_RULES}, got {self.step_rule!r}")
         if self.steps < 0 or self.batch_size < 1 or self.trace_every < 1:
             raise ValueError("steps must be >= 0, batch_size and trace_every >= 1")
+        if self.memory_mb is not None and not self.memory_mb > 0:
+            raise ValueError(f"memory_mb must be > 0, got {self.memory_mb}")
         if not (self.init_sigma >= 0 and math.isfinite(self.init_sigma)):
             raise ValueError(f"init_sigma must be finite and >= 0, got {self.init_sigma}")
 
@@ -134,6 +139,7 @@ class RenderResult:
     nonfinite_gradient_steps: Tensor
     seconds: float
     config: RenderConfig
+    batch_size: int
 
     def records(self) -> list[dict]:
         return [{"objective": o, "seed": s, "activation": float(a), "predicted": int(p),
@@ -277,6 +283,33 @@ def _render_batch(model, proxy, spec, objectives, seeds, config, device, bar) ->
             "zero": stepper.zero.cpu(), "nonfinite": stepper.nonfinite.cpu()}
 
 
+def bytes_per_image(proxy: nn.Module, spec: InputSpec, layers: frozenset[str], config: RenderConfig,
+                    device) -> int:
+    """Estimated memory of one image in a rendering step: the tensors autograd saves for the backward pass
+    of one image at the largest octave (distinct storages, measured), plus ten image-sized buffers (x, its
+    gradient, the update, Adam's moments, transform outputs)."""
+    scale = max(o.scale for o in config.schedule())
+    size = tuple(max(1, round(scale * s)) for s in spec.size)
+    x = torch.zeros(1, spec.channels, *size, device=device, requires_grad=True)
+    storages: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run_and_capture(proxy, x, spec.to_model_input(x), layers)
+    return sum(storages.values()) + 10 * x.numel() * x.element_size()
+
+
+def images_per_batch(proxy, spec, layers, config: RenderConfig, device) -> int:
+    """``config.batch_size``, lowered to fit ``config.memory_mb`` when that is given (at least 1)."""
+    if config.memory_mb is None:
+        return config.batch_size
+    fit = int(config.memory_mb * 2**20 // bytes_per_image(proxy, spec, layers, config, device))
+    return max(1, min(config.batch_size, fit))
+
+
 def _chunks(n: int, size: int) -> Iterator[slice]:
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
@@ -297,17 +330,19 @@ def render(model: nn.Module, spec: InputSpec, objectives: Sequence[Objective], s
     start = time.perf_counter()
     proxy = model if config.method == "relu" else proxy_network(model)
     total = sum(o.steps for o in config.schedule()) * len(objectives)
+    layers = frozenset().union(*(o.layers for o in objectives), *(p.layers for p in config.regularization.penalties()))
     parts = []
     cpu_exact = config.deterministic and torch.device(device).type == "cpu"
     with _FrozenEval(model), patched(proxy, config.method, config.slope), \
             _onednn_off(cpu_exact), \
             tqdm(total=total, desc=f"{config.method} s={config.slope:g}", unit="img-step",
                  disable=not config.progress, leave=False) as bar:
-        for rows in _chunks(len(objectives), config.batch_size):
+        batch = min(len(objectives), images_per_batch(proxy, spec, layers, config, device))
+        for rows in _chunks(len(objectives), batch):
             parts.append(_render_batch(model, proxy, spec, objectives[rows], seeds[rows], config, device, bar))
     cat = lambda key: torch.cat([p[key] for p in parts])  # noqa: E731
     return RenderResult(images=cat("images"), objectives=[o.name for o in objectives], seeds=list(seeds),
                         activation=cat("activation"), predicted=cat("predicted"), trace=cat("trace"),
                         trace_steps=parts[0]["trace_steps"], zero_gradient_steps=cat("zero"),
                         nonfinite_gradient_steps=cat("nonfinite"), seconds=time.perf_counter() - start,
-                        config=config)
+                        config=config, batch_size=batch)

@@ -427,7 +427,6 @@ def _load_checkpoint(path: str, num_classes: int | None) -> LoadedModel:
                          f"name it: load('resnet18={path}') or load('resnet18', weights='{path}')")
     if num_classes is not None and _out_features(loaded.model) not in (None, num_classes):
         raise ValueError(f"model file {path} has {_out_features(loaded.model)} outputs, not num_classes={num_classes}")
-    loaded.check_size()
     return loaded
 
 

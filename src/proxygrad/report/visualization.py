@@ -24,7 +24,7 @@ def _class_name(spec: InputSpec, index: int | None) -> str | None:
 def method_summary(result: RenderResult, targets: Sequence[int | None]) -> dict:
     """Mean and std of the original network's activation; share of images classified as their target."""
     hits = [int(p) == t for p, t in zip(result.predicted.tolist(), targets) if t is not None]
-    return {"seconds": round(result.seconds, 3), "mean_activation": result.activation.mean().item(),
+    return {"seconds": round(result.seconds, 3), "batch_size": result.batch_size, "mean_activation": result.activation.mean().item(),
             "std_activation": result.activation.std().item() if len(result.activation) > 1 else 0.0,
             "target_share": sum(hits) / len(hits) if hits else None,
             "images_with_zero_gradient_steps": int((result.zero_gradient_steps > 0).sum()),
