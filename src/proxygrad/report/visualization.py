@@ -9,6 +9,7 @@ from ..am.render import RenderResult
 from ..models.spec import InputSpec
 from .figures import image_grid, trace_plot
 from .files import versions, write_figure, write_json, write_png
+from .html import write_report
 
 
 def _slug(text: str) -> str:
@@ -53,11 +54,29 @@ def write_visualization(run_dir: str | Path, results: Mapping[str, RenderResult]
     write_figure(run_dir / "grid.png", image_grid({m: r.images for m, r in results.items()}, labels, notes))
     traces = {m: (r.trace_steps, r.trace) for m, r in results.items()}
     write_figure(run_dir / "activation.png", trace_plot(traces, "objective (original network)"))
-    payload = {"command": "visualize", "settings": settings, "versions": versions(), "seconds": round(seconds, 3),
-               "methods": {m: method_summary(r, targets) for m, r in results.items()},
+    methods = {m: method_summary(r, targets) for m, r in results.items()}
+    payload = {"command": "visualize", "title": f"proxygrad visualize: {settings.get('model', '')}",
+               "findings": findings(methods), "settings": settings, "versions": versions(), "seconds": round(seconds, 3),
+               "methods": methods,
                "files": {"grid": "grid.png", "activation_plot": "activation.png"},
                "trace_steps": first.trace_steps,
                "traces": {m: r.trace.tolist() for m, r in results.items()},
                "images": images}
     write_json(run_dir / "results.json", payload)
+    write_report(run_dir)
     return payload
+
+
+def findings(methods: dict[str, dict]) -> list[str]:
+    """One sentence per non-baseline method: is its mean activation higher than relu's?"""
+    base = methods.get("relu")
+    if base is None:
+        return []
+    lines = []
+    for method, summary in methods.items():
+        if method == "relu":
+            continue
+        verdict = "higher than" if summary["mean_activation"] > base["mean_activation"] else "NOT higher than"
+        lines.append(f"{method}: mean activation {summary['mean_activation']:.3g}, {verdict} relu's "
+                     f"{base['mean_activation']:.3g} (original network).")
+    return lines

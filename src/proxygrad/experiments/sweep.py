@@ -1,0 +1,263 @@
+"""The paper's activation-maximization study (Section 5: Figure 2, Table 3, Figure 3) for any model.
+
+Cells: regularization x step count x (relu, and leaky / proxygrad at every non-zero slope). A cell renders
+every class x seed from the same starts and records, per image, the ORIGINAL network's activation (the class
+logit) and its predicted class. Cells are appended to ``cells.jsonl`` as they finish, so a killed sweep
+restarted on the same run directory skips the finished ones. The s = 0 point of both lines is the relu cell
+(the paper's baseline). The gallery renders chosen classes with relu / leaky / proxygrad at one slope.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..am import RenderConfig, render
+from ..am.api import resolve_objectives
+from ..am.objectives import target_class
+from ..am.presets import PRESETS as REGULARIZATIONS, preset as regularization_preset
+from ..models import LoadedModel, load
+from ..report.figures import image_grid
+from ..report.files import versions, write_bytes, write_figure, write_json, write_png
+from ..report.rows import ResultRows, cell_key
+
+DEFAULT_SLOPES = (0.0, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
+METHODS = ("relu", "leaky", "proxygrad")
+PAPER_GALLERY = ("pelican", "lion", "analog clock", "bakery", "bucket", "poncho", "pool table", "cucumber")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to sweep. ``classes`` are class names or indices (None: every class of the model)."""
+
+    model: str | None = None
+    weights: str | None = None
+    classes: tuple[str, ...] | None = None
+    seeds: tuple[int, ...] = (0, 1)
+    methods: tuple[str, ...] = METHODS
+    slopes: tuple[float, ...] = DEFAULT_SLOPES
+    steps: tuple[int, ...] = (10, 500)
+    regularizations: tuple[str, ...] = ("none", "paper")
+    lr: float | None = None
+    init_sigma: float = 0.1
+    batch_size: int = 64
+    gallery_classes: tuple[str, ...] = ()
+    gallery_slopes: tuple[float, ...] = (0.075,)
+    gallery_steps: int = 500
+    gallery_regularization: str = "paper"
+    device: str | None = None
+
+
+PRESETS = {
+    "quick": SweepConfig(gallery_classes=("0", "3", "5", "8"), gallery_slopes=(0.075, 0.3)),
+    "paper": SweepConfig(model="resnet18", weights="IMAGENET1K_V1", classes=tuple(str(i) for i in range(0, 1000, 10)),
+                         seeds=(0,), lr=25.0, batch_size=32, gallery_classes=PAPER_GALLERY,
+                         gallery_slopes=(0.075, 0.3), gallery_steps=2500),
+}
+
+
+def preset(name: str, **changes) -> SweepConfig:
+    """A named sweep (quick: the bundled model on 2 CPU cores in a few minutes; paper: ResNet18 on ImageNet
+    as in Section 5, for users with the weights and a GPU) with some fields changed."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown sweep preset {name!r}; valid: {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **{k: v for k, v in changes.items() if v is not None})
+
+
+def validate(config: SweepConfig) -> None:
+    """Everything that can be checked before any work starts (the model's classes are checked after loading)."""
+    if config.classes is not None and not config.classes:
+        raise ValueError("the class list is empty: name at least one class (or leave it out for every class)")
+    unknown = set(config.methods) - set(METHODS)
+    if unknown or not config.methods:
+        raise ValueError(f"methods must be among {METHODS}, got {config.methods}")
+    for slope in (*config.slopes, *config.gallery_slopes):
+        if not 0 <= slope <= 1:
+            raise ValueError(f"slope {slope} is out of range for a sweep: use slopes in [0, 1]")
+    if not config.seeds or not config.steps or any(s < 1 for s in config.steps):
+        raise ValueError("a sweep needs at least one seed and step counts >= 1")
+    for name in (*config.regularizations, config.gallery_regularization):
+        if name not in REGULARIZATIONS:
+            raise ValueError(f"unknown regularization {name!r}; valid: {', '.join(REGULARIZATIONS)}")
+
+
+def cells(config: SweepConfig) -> list[dict]:
+    """Settings of every cell of the sweep (relu once per regularization and step count)."""
+    out = []
+    for regularization in config.regularizations:
+        for steps in config.steps:
+            if "relu" in config.methods:
+                out.append({"regularization": regularization, "steps": steps, "method": "relu", "slope": 0.0})
+            for method in ("leaky", "proxygrad"):
+                if method in config.methods:
+                    out += [{"regularization": regularization, "steps": steps, "method": method, "slope": s}
+                            for s in config.slopes if s > 0]
+    return out
+
+
+def class_objectives(classes: Sequence[str] | None, spec) -> list:
+    """Class-logit objectives for class names or indices (None: every class)."""
+    if classes is None:
+        return resolve_objectives(None, spec)
+    return resolve_objectives([c if str(c).isdigit() else f"class:{c}" for c in classes], spec)
+
+
+def _render_cell(loaded: LoadedModel, objectives, seeds, settings: dict, config: SweepConfig, progress: bool):
+    jobs = [(o, s) for o in objectives for s in seeds]
+    render_config = RenderConfig(method=settings["method"], slope=settings["slope"], steps=settings["steps"],
+                                 lr=config.lr, init_sigma=config.init_sigma, batch_size=config.batch_size,
+                                 regularization=regularization_preset(settings["regularization"]), progress=progress)
+    result = render(loaded.model, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs], render_config)
+    targets = [target_class(o) for o, _ in jobs]
+    return result, targets
+
+
+def summarize_cell(activation: Sequence[float], predicted: Sequence[int], targets: Sequence[int]) -> dict:
+    """Mean, std, min, max of the activations and the share classified as the target class."""
+    return {"mean": statistics.fmean(activation), "std": statistics.pstdev(activation) if len(activation) > 1 else 0.0,
+            "min": min(activation), "max": max(activation),
+            "target_share": sum(int(p == t) for p, t in zip(predicted, targets)) / len(targets)}
+
+
+def run_sweep(config: SweepConfig, run_dir: str | Path, progress: bool = True) -> dict:
+    """Run (or resume) the sweep into ``run_dir``; returns the results.json payload."""
+    validate(config)
+    run_dir = Path(run_dir)
+    start = time.perf_counter()
+    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    loaded = load(config.model, weights=config.weights, device=device)
+    objectives = class_objectives(config.classes, loaded.spec)
+    rows = ResultRows(run_dir / "cells.jsonl")
+    todo = [c for c in cells(config) if not rows.done(cell_key(c))]
+    for settings in tqdm(todo, desc="sweep cells", disable=not progress):
+        result, targets = _render_cell(loaded, objectives, config.seeds, settings, config, progress=False)
+        rows.append(cell_key(settings), settings=settings, objectives=result.objectives, seeds=result.seeds,
+                    targets=targets, activation=result.activation.tolist(), predicted=result.predicted.tolist(),
+                    seconds=result.seconds)
+    gallery = run_gallery(loaded, config, run_dir, rows, progress)
+    summary = [{**row["settings"], **summarize_cell(row["activation"], row["predicted"], row["targets"]),
+                "seconds": row["seconds"]} for row in rows if "gallery" not in row["settings"]]
+    write_bytes(run_dir / "summary.csv", _csv(summary).encode())
+    write_figure(run_dir / "figure2.png", figure2(summary, config))
+    payload = {"command": "sweep", "title": f"Activation-maximization sweep: {loaded.name}",
+               "settings": {**asdict(config), "model": loaded.name, "model_source": loaded.source,
+                            "device": str(device), "classes": [o.name for o in objectives]},
+               "versions": versions(), "seconds": round(time.perf_counter() - start, 3),
+               "files": {"Figure 2: activation vs slope": "figure2.png", **gallery["figures"]},
+               "tables": [{"title": "Cells (original network's activation)", "csv": "summary.csv"}],
+               "findings": findings(summary), "summary": summary, "gallery": gallery["images"]}
+    write_json(run_dir / "results.json", payload)
+    return payload
+
+
+def run_gallery(loaded: LoadedModel, config: SweepConfig, run_dir: Path, rows: ResultRows, progress: bool) -> dict:
+    """Table 3 / Figure 3: each gallery class with relu / leaky / proxygrad at each gallery slope."""
+    figures, images = {}, []
+    if not config.gallery_classes:
+        return {"figures": figures, "images": images}
+    objectives = class_objectives(config.gallery_classes, loaded.spec)
+    for slope in config.gallery_slopes:
+        columns, notes = {}, {}
+        for method in config.methods:
+            settings = {"gallery": True, "method": method, "slope": 0.0 if method == "relu" else slope,
+                        "steps": config.gallery_steps, "regularization": config.gallery_regularization}
+            label = method if method == "relu" else f"{method} s={slope:g}"
+            files = [f"gallery/s{slope:g}/{method}/{i:02d}_{o.name.replace(':', '_').replace(' ', '_')}.png"
+                     for i, o in enumerate(objectives)]
+            if not rows.done(cell_key(settings)):
+                result, targets = _render_cell(loaded, objectives, config.seeds[:1], settings, config, progress)
+                for file, image in zip(files, result.images):
+                    write_png(run_dir / file, image)
+                rows.append(cell_key(settings), settings=settings, objectives=result.objectives, files=files,
+                            activation=result.activation.tolist(), predicted=result.predicted.tolist(),
+                            targets=targets, seconds=result.seconds)
+            row = rows.get(cell_key(settings))
+            columns[label] = torch.stack([_read_png(run_dir / f, loaded.spec.channels) for f in row["files"]])
+            images += [{"method": label, "objective": o, "file": f, "activation": a}
+                       for o, f, a in zip(row["objectives"], row["files"], row["activation"])]
+            notes[label] = [f"{a:.1f} -> {loaded.spec.class_name(p)}" for a, p in zip(row["activation"], row["predicted"])]
+        figure = image_grid(columns, [o.name for o in objectives], notes)
+        write_figure(run_dir / f"gallery_s{slope:g}.png", figure)
+        figures[f"Gallery at slope {slope:g}, {config.gallery_steps} steps"] = f"gallery_s{slope:g}.png"
+    return {"figures": figures, "images": images}
+
+
+def _read_png(path: Path, channels: int) -> torch.Tensor:
+    with Image.open(path) as picture:
+        array = np.asarray(picture.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
+    tensor = torch.from_numpy(array)
+    tensor = tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)
+    return tensor / 127.5 - 1
+
+
+def figure2(summary: list[dict], config: SweepConfig) -> Figure:
+    """Mean activation vs slope, one line per method (band: +-1 std over images), one panel per
+    (regularization, step count)."""
+    regs, steps = config.regularizations, config.steps
+    figure = Figure(figsize=(4.2 * len(steps), 3.2 * len(regs)))
+    axes = np.asarray(figure.subplots(len(regs), len(steps), squeeze=False))
+    colors = {"proxygrad": "tab:blue", "leaky": "tab:red"}
+    for r, reg in enumerate(regs):
+        for c, n in enumerate(steps):
+            ax = axes[r, c]
+            panel = [row for row in summary if row["regularization"] == reg and row["steps"] == n]
+            base = next((row for row in panel if row["method"] == "relu"), None)
+            for method in ("leaky", "proxygrad"):
+                points = sorted((row["slope"], row["mean"], row["std"]) for row in panel if row["method"] == method)
+                if base is not None:
+                    points = [(0.0, base["mean"], base["std"])] + points
+                if points:
+                    x, y, e = (np.asarray(v) for v in zip(*points))
+                    ax.plot(x, y, marker="o", ms=3, color=colors[method], label=method)
+                    ax.fill_between(x, y - e, y + e, color=colors[method], alpha=0.12, lw=0)
+            if base is not None:
+                ax.axhline(base["mean"], color="gray", lw=0.8, ls="--", label="relu (s = 0)")
+            ax.set_title(f"{n} steps, regularization: {reg}", fontsize=9)
+            ax.set_xlabel("negative slope s")
+            ax.set_ylabel("mean activation (original network)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def findings(summary: list[dict]) -> list[str]:
+    """Plain sentences: per panel, the best slope of each method against relu, whether ProxyGrad helps."""
+    lines = []
+    panels = sorted({(row["regularization"], row["steps"]) for row in summary}, key=str)
+    for reg, steps in panels:
+        panel = [row for row in summary if row["regularization"] == reg and row["steps"] == steps]
+        base = next((row for row in panel if row["method"] == "relu"), None)
+        if base is None:
+            continue
+        for method in ("proxygrad", "leaky"):
+            rows = [row for row in panel if row["method"] == method]
+            if not rows:
+                continue
+            best = max(rows, key=lambda row: row["mean"])
+            change = (best["mean"] - base["mean"]) / abs(base["mean"]) if base["mean"] else math.inf
+            verdict = "higher than" if best["mean"] > base["mean"] else "NOT higher than"
+            lines.append(f"{reg}, {steps} steps: best {method} (s = {best['slope']:g}) reaches {best['mean']:.3g}, "
+                         f"{verdict} relu's {base['mean']:.3g} ({100 * change:+.1f}%); target share "
+                         f"{100 * best['target_share']:.0f}% vs {100 * base['target_share']:.0f}%.")
+    return lines
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
