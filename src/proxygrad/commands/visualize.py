@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..am import RenderConfig, render
+    from ..am import RenderConfig
+    from ..am.distributed import finish, local_device, render_sharded, world
     from ..am.api import resolve_objectives
     from ..am.init import load_image
     from ..am.objectives import target_class
@@ -94,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     from ..report.visualization import write_visualization
 
     start = time.perf_counter()
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    rank, processes = world()
+    device = torch.device(args.device) if args.device else local_device()
     loaded = load(args.model, weights=args.weights, device=device)
     size = (args.size if len(args.size) == 2 else args.size[0]) if args.size else None
     try:
@@ -117,14 +119,18 @@ def run(args: argparse.Namespace) -> int:
     results = {}
     for method, config in configs.items():
         label = method if method == "relu" else f"{method} s={args.slope:g}"
-        results[label] = render(loaded.model, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs], config,
-                                device=device)
+        results[label] = render_sharded(loaded.model, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs],
+                                        config, device=device)
+    if rank != 0:
+        finish()
+        return 0
     settings = {"model": loaded.name, "model_source": loaded.source, "weights": args.weights,
                 "device": str(device), "methods": methods, "slope": args.slope, "steps": args.steps,
                 "lr": args.lr, "step_rule": args.step_rule, "seeds": list(args.seeds),
                 "init_sigma": args.init_sigma, "init": args.init, "regularize": args.regularize,
                 "regularization": repr(regularization), "octaves": [vars(o) for o in args.octaves],
-                "size": list(loaded.spec.size), "batch_size": args.batch_size, "memory_mb": args.memory_mb,
+                "size": list(loaded.spec.size), "processes": processes,
+                "batch_size": args.batch_size, "memory_mb": args.memory_mb,
                 "objectives": [o.name for o, _ in jobs]}
     payload = write_visualization(out, results, loaded.spec, [target_class(o) for o, _ in jobs], settings,
                                   time.perf_counter() - start)
@@ -132,5 +138,6 @@ def run(args: argparse.Namespace) -> int:
     for method, summary in payload["methods"].items():
         share = "-" if summary["target_share"] is None else f"{100 * summary['target_share']:.0f}%"
         print(f"{method:<20}{summary['mean_activation']:>16.3f}{share:>22}{summary['seconds']:>9.1f}")
-    print(f"wrote {out}/ (grid.png, activation.png, results.json, images/)")
+    print(f"wrote {out}/ (grid.png, activation.png, results.json, report.html, images/)")
+    finish()
     return 0
