@@ -3,23 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
+from ._args import floats, ints, names
 
 
 def register(sub) -> None:
@@ -29,16 +13,16 @@ def register(sub) -> None:
                         "or paper (ResNet18 with ImageNet weights, for a GPU)")
     parser.add_argument("--model", default=None)
     parser.add_argument("--weights", default=None)
-    parser.add_argument("--classes", type=_names, default=None, help="comma-separated class names or indices")
-    parser.add_argument("--seeds", type=_ints, default=None)
-    parser.add_argument("--methods", type=_names, default=None, help="subset of relu,leaky,proxygrad")
-    parser.add_argument("--slopes", type=_floats, default=None, help="e.g. 0,0.01,0.025,0.05,0.075,0.1,0.15,0.2,0.3")
-    parser.add_argument("--steps", type=_ints, default=None, help="step counts, e.g. 10,500")
-    parser.add_argument("--regularizations", type=_names, default=None, help="subset of none,paper")
+    parser.add_argument("--classes", type=names, default=None, help="comma-separated class names or indices")
+    parser.add_argument("--seeds", type=ints, default=None)
+    parser.add_argument("--methods", type=names, default=None, help="subset of relu,leaky,proxygrad")
+    parser.add_argument("--slopes", type=floats, default=None, help="e.g. 0,0.01,0.025,0.05,0.075,0.1,0.15,0.2,0.3")
+    parser.add_argument("--steps", type=ints, default=None, help="step counts, e.g. 10,500")
+    parser.add_argument("--regularizations", type=names, default=None, help="subset of none,paper")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--gallery-classes", type=_names, default=None)
-    parser.add_argument("--gallery-slopes", type=_floats, default=None)
+    parser.add_argument("--gallery-classes", type=names, default=None)
+    parser.add_argument("--gallery-slopes", type=floats, default=None)
     parser.add_argument("--gallery-steps", type=int, default=None)
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=None, help="run directory; an existing one is resumed "

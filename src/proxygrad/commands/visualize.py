@@ -3,26 +3,14 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import floats, ints
+
 
 def register(sub) -> None:
     parser = sub.add_parser("visualize", help="render what units of a model respond to (default: every class of "
                             "the bundled model, ReLU vs ProxyGrad)")
     add_render_options(parser)
     parser.set_defaults(func=run)
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def _octaves(text: str):
@@ -54,12 +42,12 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None,
                         help="step size (default: the paper's 25 for 3x224x224, scaled to the image size)")
     parser.add_argument("--step-rule", default="normalized", choices=("normalized", "plain", "adam"))
-    parser.add_argument("--seeds", type=_ints, default=(0,), help="comma-separated seeds (one image per seed)")
+    parser.add_argument("--seeds", type=ints, default=(0,), help="comma-separated seeds (one image per seed)")
     parser.add_argument("--init-sigma", type=float, default=0.1, help="std of the initial Gaussian noise")
     parser.add_argument("--init", default=None, metavar="IMAGE", help="start from this picture instead of gray")
     parser.add_argument("--regularize", default="paper", help="preset: none or paper (weak blur + small rotation)")
     parser.add_argument("--jitter", type=int, default=0, help="random input translation, pixels")
-    parser.add_argument("--scale", type=_floats, default=None, metavar="LOW,HIGH", help="random input zoom")
+    parser.add_argument("--scale", type=floats, default=None, metavar="LOW,HIGH", help="random input zoom")
     parser.add_argument("--rotate", type=float, default=0.0, help="random input rotation, degrees")
     parser.add_argument("--blur", type=float, default=0.0, help="Gaussian blur of the image after each step, px")
     parser.add_argument("--scheme", default="none",
@@ -68,7 +56,7 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tv", type=float, default=0.0, help="total variation weight")
     parser.add_argument("--l2", type=float, default=0.0, help="L2 penalty weight (seed 002)")
     parser.add_argument("--octaves", type=_octaves, default=(), metavar="SCALE:STEPS[:LR],...")
-    parser.add_argument("--size", type=_ints, default=None, metavar="H[,W]",
+    parser.add_argument("--size", type=ints, default=None, metavar="H[,W]",
                         help="render at this size instead of the model's own")
     parser.add_argument("--batch-size", type=int, default=64, help="most images rendered at once")
     parser.add_argument("--memory-mb", type=float, default=None,
