@@ -219,3 +219,76 @@ def test_memory_budget_lowers_the_batch_and_keeps_the_images():
     free = render(model, SPEC, objectives, seeds, _config(steps=3))
     assert limited.batch_size == 2 and free.batch_size == 5
     assert torch.equal(limited.images, free.images)
+
+
+# ---- slope schedule (annealing the backward slope to 0) -----------------------------------------------------
+class FunctionalSumRelu(nn.Module):
+    """f1 with a functional rectifier call instead of an nn.ReLU module."""
+
+    def forward(self, x):
+        return torch.relu(x).flatten(1).sum(1, keepdim=True)
+
+
+def test_linear_to_zero_goes_from_the_slope_at_the_first_step_to_zero_at_the_last():
+    config = _config(method="proxygrad", slope=0.4, steps=5, slope_schedule="linear-to-zero")
+    assert [config.slope_at(k) for k in range(5)] == pytest.approx([0.4, 0.3, 0.2, 0.1, 0.0])
+    octaves = _config(slope=0.4, octaves=(Octave(1.0, 2), Octave(1.5, 3)), slope_schedule="linear-to-zero")
+    assert octaves.slope_at(2) == pytest.approx(0.2)  # counted over all octaves
+    assert _config(slope=0.4, steps=5).slope_at(4) == 0.4  # constant by default
+
+
+@pytest.mark.parametrize("model", [SumRelu(), FunctionalSumRelu()], ids=["module", "functional"])
+@pytest.mark.parametrize("method", ["proxygrad", "leaky"])
+def test_annealed_slope_gives_the_closed_form_trajectory(model, method):
+    """f1 from x0 = -0.5 everywhere, plain steps of size 1: each step adds the step's slope to every pixel, so
+    x_T = -0.5 + sum_t s_t, with s_t = 0.04 (1 - t / 4): -0.5 + 0.1 = -0.4 (constant slope: -0.3)."""
+    start = torch.full((1, 8, 8), -0.5)
+    common = dict(method=method, slope=0.04, steps=5, step_rule="plain", lr=1.0, init_sigma=0.0, init_image=start)
+    annealed = render(model, SPEC, [class_logit(0)], [0], _config(slope_schedule="linear-to-zero", **common))
+    constant = render(model, SPEC, [class_logit(0)], [0], _config(**common))
+    assert torch.allclose(annealed.images, torch.full_like(annealed.images, -0.4), atol=1e-6)
+    assert torch.allclose(constant.images, torch.full_like(constant.images, -0.3), atol=1e-6)
+    assert annealed.activation.item() == 0.0  # scored by the original network: ReLU of negatives
+
+
+def test_annealed_run_leaves_the_model_unpatched():
+    model = SumRelu()
+    render(model, SPEC, [class_logit(0)], [0], _config(method="proxygrad", steps=3, slope_schedule="linear-to-zero"))
+    assert type(model.relu) is nn.ReLU
+
+
+@pytest.mark.parametrize("kwargs,match", [({"slope_schedule": "cosine"}, "slope_schedule"),
+                                          ({"method": "relu", "slope_schedule": "linear-to-zero"}, "leaky")])
+def test_bad_slope_schedule(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RenderConfig(**kwargs)
+
+
+def _bundled_render(**options):
+    import proxygrad
+
+    loaded = proxygrad.load()
+    return proxygrad.visualize(loaded, None, method="proxygrad", slope=0.075, steps=60, progress=False,
+                               regularization=build("paper"), **options), loaded
+
+
+def test_bf16_autocast_agrees_with_fp32_within_one_percent_on_the_trained_model():
+    fp32, loaded = _bundled_render()
+    bf16, _ = _bundled_render(precision="bf16")
+    assert bf16.images.dtype == torch.float32
+    relative = abs(bf16.activation.mean() - fp32.activation.mean()) / fp32.activation.mean()
+    assert relative < 0.01
+    with torch.no_grad():  # the reported numbers are the float32 original network's
+        logits = loaded.model(loaded.spec.to_model_input(bf16.images))
+    assert torch.allclose(bf16.activation, logits.diagonal(), atol=1e-4)
+
+
+def test_channels_last_gives_the_same_images():
+    default, _ = _bundled_render()
+    channels_last, _ = _bundled_render(channels_last=True)
+    assert torch.allclose(default.images, channels_last.images, atol=1e-5)
+
+
+def test_bad_precision():
+    with pytest.raises(ValueError, match="precision"):
+        RenderConfig(precision="fp8")

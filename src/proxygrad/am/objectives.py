@@ -239,9 +239,10 @@ def batch_scores(objectives: Sequence[Objective], capture: Capture) -> Tensor:
     first = objectives[0]
     if all(type(o) is Unit and o.layer == first.layer and o.position is None for o in objectives):
         act = capture[first.layer]
-        index = torch.tensor([o.channel for o in objectives], device=act.device)
-        if index.max() >= act.shape[1] or index.min() < 0:
+        channels = [o.channel for o in objectives]
+        if max(channels) >= act.shape[1] or min(channels) < 0:  # Python ints: no device round trip
             raise ValueError(f"channel out of range: layer {first.layer!r} has {act.shape[1]} channels")
+        index = torch.tensor(channels).to(act.device, non_blocking=True)
         per_image = act.gather(1, index.view(-1, *([1] * (act.dim() - 1))).expand(-1, 1, *act.shape[2:]))
         return per_image.flatten(1).mean(1)
     rows = {}

@@ -34,10 +34,12 @@ from .init import initial_images
 from .objectives import OUTPUT, ImagePenalty, Objective, batch_scores, check_layers, run_and_capture
 from .penalties import l2, total_variation
 from .schemes import Scheme
-from .transforms import Transform, draw_u
+from .transforms import Transform
 
 PAPER_LR, PAPER_NUMEL = 25.0, 3 * 224 * 224
 STEP_RULES = ("normalized", "plain", "adam")
+SLOPE_SCHEDULES = ("constant", "linear-to-zero")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,13 @@ class RenderConfig:
     ``init_sigma`` is added to either). ``deterministic`` turns oneDNN off on the CPU while rendering, so that the
     images are bitwise reproducible and independent of the batch size (oneDNN picks batch-dependent
     algorithms). ``lr=None`` means the paper's 25 for 3x224x224, scaled by
-    sqrt(C*H*W / (3*224*224)) so that the step per pixel matches (normalized rule); 1.0 (plain); 0.05 (adam)."""
+    sqrt(C*H*W / (3*224*224)) so that the step per pixel matches (normalized rule); 1.0 (plain); 0.05 (adam).
+    ``slope_schedule="linear-to-zero"`` anneals the slope of ``leaky``/``proxygrad`` linearly from ``slope`` at
+    the first step to 0 at the last (over all octaves): for a ReLU network the last steps then follow the true
+    gradient (for a Leaky ReLU network the end point 0 lies below the network's own slope).
+    ``precision="bf16"`` runs the proxy's forward and backward under bfloat16 autocast (images, updates and
+    every reported score stay float32, from the original network); ``channels_last`` feeds the model
+    channels-last inputs (faster convolutions on GPUs)."""
 
     method: str = "proxygrad"
     slope: float = 0.075
@@ -98,11 +106,20 @@ class RenderConfig:
     trace_every: int = 10
     progress: bool = True
     deterministic: bool = True
+    slope_schedule: str = "constant"
+    precision: str = "fp32"
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in MODES:
             raise ValueError(f"method must be one of {MODES}, got {self.method!r}")
         check_slope(self.slope, "slope")
+        if self.slope_schedule not in SLOPE_SCHEDULES:
+            raise ValueError(f"slope_schedule must be one of {SLOPE_SCHEDULES}, got {self.slope_schedule!r}")
+        if self.slope_schedule != "constant" and self.method == "relu":
+            raise ValueError(f"slope_schedule={self.slope_schedule!r} needs method 'leaky' or 'proxygrad'")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.step_rule not in STEP_RULES:
             raise ValueError(f"step_rule must be one of {STEP_RULES}, got {self.step_rule!r}")
         if self.steps < 0 or self.batch_size < 1 or self.trace_every < 1:
@@ -114,6 +131,13 @@ class RenderConfig:
 
     def schedule(self) -> tuple[Octave, ...]:
         return self.octaves or (Octave(1.0, self.steps, self.lr),)
+
+    def slope_at(self, step: int) -> float:
+        """The slope used at step ``step`` (0-based, counted over all octaves)."""
+        total = sum(o.steps for o in self.schedule())
+        if self.slope_schedule == "constant" or total <= 1:
+            return self.slope
+        return self.slope * max(0.0, 1.0 - step / (total - 1))
 
     def step_size(self, octave: Octave, numel: int) -> float:
         lr = octave.lr if octave.lr is not None else self.lr
@@ -232,11 +256,48 @@ class _Stepper:
         return torch.where(ok, lr * m_hat / (v_hat.sqrt() + eps), torch.zeros_like(g))
 
 
-def _score(model: nn.Module, spec: InputSpec, objectives: Sequence[Objective], x: Tensor,
+def all_uniforms(n_random: int, generators: Sequence[torch.Generator], steps: int, device, dtype) -> Tensor:
+    """Every uniform random number a batch needs, (steps, B, n_random) in [0, 1), drawn up front from each
+    image's own generator (one transfer to the device; no host round trip inside the loop)."""
+    rows = [torch.rand(steps, n_random, generator=g) for g in generators]
+    return torch.stack(rows, 1).to(device=device, dtype=dtype)
+
+
+def _autocast(config: RenderConfig, device):
+    if config.precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
+def _normalizer(spec: InputSpec, like: Tensor, channels_last: bool = False):
+    """``spec.to_model_input`` with its mean and std moved to the device once (not at every step)."""
+    mean, std = (torch.tensor(v, dtype=like.dtype).view(-1, 1, 1).to(like.device) for v in (spec.mean, spec.std))
+
+    def to_model_input(images: Tensor) -> Tensor:
+        model_input = ((images + 1) * 0.5 - mean) / std
+        return model_input.contiguous(memory_format=torch.channels_last) if channels_last else model_input
+
+    return to_model_input
+
+
+def _patch(proxy: nn.Module, config: RenderConfig, slope: float):
+    """The proxy patched for ``config.method`` with backward slope ``slope`` (a context manager)."""
+    return patched(proxy, config.method, slope)
+
+
+def _patched_for_step(proxy: nn.Module, config: RenderConfig, step: int):
+    """With a slope schedule, the proxy patched with this step's slope; otherwise a no-op (the proxy is then
+    patched once for the whole rendering)."""
+    if config.slope_schedule == "constant":
+        return contextlib.nullcontext()
+    return _patch(proxy, config, config.slope_at(step))
+
+
+def _score(model: nn.Module, to_input, objectives: Sequence[Objective], x: Tensor,
            layers: frozenset[str]) -> tuple[Tensor, Tensor]:
-    """ORIGINAL network: (objective value per image, predicted class per image), no gradient."""
+    """ORIGINAL network in float32: (objective value per image, predicted class per image), no gradient."""
     with torch.no_grad():
-        capture = run_and_capture(model, x, spec.to_model_input(x), layers | {OUTPUT})
+        capture = run_and_capture(model, x, to_input(x), layers | {OUTPUT})
         return batch_scores(objectives, capture), capture[OUTPUT].flatten(1).argmax(1)
 
 
@@ -250,6 +311,8 @@ def _render_batch(model, proxy, spec, objectives, seeds, config, device, bar) ->
     base_size = spec.size
     trace, trace_steps, step_index = [], [], 0
     stepper = _Stepper(config.step_rule, x)
+    to_input, score_input = _normalizer(spec, x, config.channels_last), _normalizer(spec, x)
+    uniforms = all_uniforms(reg.n_random, generators, sum(o.steps for o in config.schedule()), device, x.dtype)
     for octave in config.schedule():
         size = tuple(max(1, round(octave.scale * s)) for s in base_size)
         x = _resize(x, size).clamp(-1, 1)
@@ -258,14 +321,14 @@ def _render_batch(model, proxy, spec, objectives, seeds, config, device, bar) ->
         lr = config.step_size(octave, x[0].numel())
         for _ in range(octave.steps):
             if step_index % config.trace_every == 0:
-                trace.append(_score(model, spec, objectives, _resize(x, base_size), layers)[0])
+                trace.append(_score(model, score_input, objectives, _resize(x, base_size), layers)[0])
                 trace_steps.append(step_index)
-            u = draw_u(reg.n_random, generators, device=device, dtype=x.dtype)
-            u_augment, u_after = _split(u, reg)
+            u_augment, u_after = _split(uniforms[step_index], reg)
             x = x.detach().requires_grad_(True)
             seen = reg.augment.apply(x, u_augment) if reg.augment is not None else x
-            capture = run_and_capture(proxy, x, spec.to_model_input(seen), layers)
-            (g,) = torch.autograd.grad(batch_scores(full, capture).sum(), x)
+            with _patched_for_step(proxy, config, step_index), _autocast(config, device):
+                capture = run_and_capture(proxy, x, to_input(seen), layers)
+                (g,) = torch.autograd.grad(batch_scores(full, capture).float().sum(), x)
             step = stepper.update(reg.scheme.filter_update(g), lr)
             with torch.no_grad():
                 x = reg.scheme.filter_image(x + step)
@@ -275,7 +338,7 @@ def _render_batch(model, proxy, spec, objectives, seeds, config, device, bar) ->
             step_index += 1
             bar.update(len(seeds))
     x = _resize(x.detach(), base_size).clamp(-1, 1)
-    activation, predicted = _score(model, spec, objectives, x, layers)
+    activation, predicted = _score(model, score_input, objectives, x, layers)
     trace.append(activation)
     trace_steps.append(step_index)
     return {"images": x.cpu(), "activation": activation.cpu(), "predicted": predicted.cpu(),
@@ -333,7 +396,9 @@ def render(model: nn.Module, spec: InputSpec, objectives: Sequence[Objective], s
     layers = frozenset().union(*(o.layers for o in objectives), *(p.layers for p in config.regularization.penalties()))
     parts = []
     cpu_exact = config.deterministic and torch.device(device).type == "cpu"
-    with _FrozenEval(model), patched(proxy, config.method, config.slope), \
+    whole_run = _patch(proxy, config, config.slope) if config.slope_schedule == "constant" \
+        else contextlib.nullcontext()  # a schedule patches each step (see _patched_for_step)
+    with _FrozenEval(model), whole_run, \
             _onednn_off(cpu_exact), \
             tqdm(total=total, desc=f"{config.method} s={config.slope:g}", unit="img-step",
                  disable=not config.progress, leave=False) as bar:

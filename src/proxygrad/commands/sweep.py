@@ -25,6 +25,8 @@ def register(sub) -> None:
     parser.add_argument("--gallery-slopes", type=floats, default=None)
     parser.add_argument("--gallery-steps", type=int, default=None)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--precision", default=None, choices=("fp32", "bf16"))
+    parser.add_argument("--channels-last", action="store_true", default=None)
     parser.add_argument("--out", default=None, help="run directory; an existing one is resumed "
                         "(default: runs/sweep-PRESET-DATE-TIME)")
     parser.add_argument("--quiet", action="store_true")
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
                     methods=args.methods, slopes=args.slopes, steps=args.steps,
                     regularizations=args.regularizations, lr=args.lr, batch_size=args.batch_size,
                     gallery_classes=args.gallery_classes, gallery_slopes=args.gallery_slopes,
-                    gallery_steps=args.gallery_steps, device=args.device)
+                    gallery_steps=args.gallery_steps, device=args.device, precision=args.precision,
+                    channels_last=args.channels_last)
     validate(config)
     out = Path(args.out or f"runs/sweep-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}")
     payload = run_sweep(config, out, progress=not args.quiet)

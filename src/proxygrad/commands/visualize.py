@@ -59,6 +59,9 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=ints, default=None, metavar="H[,W]",
                         help="render at this size instead of the model's own")
     parser.add_argument("--batch-size", type=int, default=64, help="most images rendered at once")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                        help="bf16: the proxy's forward/backward under bfloat16 autocast (scores stay float32)")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last inputs (faster on GPUs)")
     parser.add_argument("--memory-mb", type=float, default=None,
                         help="memory budget per batch: lowers the batch size to fit (estimated)")
     parser.add_argument("--out", default=None, help="run directory (default: runs/visualize-DATE-TIME)")
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     configs = {m: RenderConfig(method=m, slope=0.0 if m == "relu" else args.slope, steps=args.steps, lr=args.lr,
                                step_rule=args.step_rule, init_sigma=args.init_sigma, init_image=init_image,
                                regularization=regularization, octaves=args.octaves, batch_size=args.batch_size,
-                               memory_mb=args.memory_mb, progress=not args.quiet) for m in methods}
+                               memory_mb=args.memory_mb, precision=args.precision,
+                               channels_last=args.channels_last, progress=not args.quiet) for m in methods}
     out = Path(args.out or f"runs/visualize-{datetime.now():%Y%m%d-%H%M%S}")
     results = {}
     for method, config in configs.items():
@@ -118,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
                 "init_sigma": args.init_sigma, "init": args.init, "regularize": args.regularize,
                 "regularization": repr(regularization), "octaves": [vars(o) for o in args.octaves],
                 "size": list(loaded.spec.size), "processes": processes,
-                "batch_size": args.batch_size, "memory_mb": args.memory_mb,
+                "batch_size": args.batch_size, "memory_mb": args.memory_mb, "precision": args.precision,
+                "channels_last": args.channels_last,
                 "objectives": [o.name for o, _ in jobs]}
     payload = write_visualization(out, results, loaded.spec, [target_class(o) for o, _ in jobs], settings,
                                   time.perf_counter() - start)

@@ -29,7 +29,7 @@ from ..am.objectives import target_class
 from ..am.presets import PRESETS as REGULARIZATIONS, preset as regularization_preset
 from ..models import LoadedModel, load
 from ..report.figures import image_grid
-from ..report.files import versions, write_bytes, write_figure, write_json, write_png
+from ..report.files import versions, write_csv, write_figure, write_json, write_png
 from ..report.rows import ResultRows, cell_key
 
 DEFAULT_SLOPES = (0.0, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
@@ -57,6 +57,8 @@ class SweepConfig:
     gallery_steps: int = 500
     gallery_regularization: str = "paper"
     device: str | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
 
 
 PRESETS = {
@@ -117,7 +119,8 @@ def _render_cell(loaded: LoadedModel, objectives, seeds, settings: dict, config:
     jobs = [(o, s) for o in objectives for s in seeds]
     render_config = RenderConfig(method=settings["method"], slope=settings["slope"], steps=settings["steps"],
                                  lr=config.lr, init_sigma=config.init_sigma, batch_size=config.batch_size,
-                                 regularization=regularization_preset(settings["regularization"]), progress=progress)
+                                 regularization=regularization_preset(settings["regularization"]), progress=progress,
+                                 precision=config.precision, channels_last=config.channels_last)
     result = render(loaded.model, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs], render_config)
     targets = [target_class(o) for o, _ in jobs]
     return result, targets
@@ -149,7 +152,7 @@ def run_sweep(config: SweepConfig, run_dir: str | Path, progress: bool = True) -
     grid = [row for row in rows if "gallery" not in row["settings"]]
     summary = [{**row["settings"], **summarize_cell(row["activation"], row["predicted"], row["targets"]),
                 "seconds": row["seconds"]} for row in grid]
-    write_bytes(run_dir / "summary.csv", _csv(summary).encode())
+    write_csv(run_dir / "summary.csv", summary)
     write_figure(run_dir / "figure2.png", figure2(summary, config))
     payload = {"command": "sweep", "title": f"Activation-maximization sweep: {loaded.name}",
                "settings": {**asdict(config), "model": loaded.name, "model_source": loaded.source,

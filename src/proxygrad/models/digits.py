@@ -8,6 +8,10 @@ to [-1, 1] (background is -1). A fixed stratified split (``SPLIT_SEED``, 25 % te
 Model: :class:`DigitsResNet`, input (B, 1, 32, 32) in [-1, 1] (hence mean = std = 0.5 in its spec), logits
 (B, 10) for the classes "0".."9". Weights ship in ``bundled/digits.pt`` with a provenance record
 ``bundled/digits.json`` written by :mod:`proxygrad.models.train_bundled`.
+
+A second bundled model, "digits-b" (``bundled/digits_b.pt`` / ``digits_b.json``), is trained independently
+(seed 1, four blocks of widths 12, 24, 48, 96) for cross-model checks such as seed 004's Table 1:
+reconstruct with one model, classify the reconstruction with the other.
 """
 from __future__ import annotations
 
@@ -32,6 +36,21 @@ SPLIT_SEED = 0
 TEST_FRACTION = 0.25
 SPLITS = ("train", "test", "all")
 REGENERATE = "proxygrad train-bundled --seed 0 --out src/proxygrad/models/bundled"
+WEIGHTS_FILE_B = BUNDLED_DIR / "digits_b.pt"
+PROVENANCE_FILE_B = BUNDLED_DIR / "digits_b.json"
+REGENERATE_B = ("python -c \"from proxygrad.models.train_bundled import TrainConfig, train_digits, save_bundled; "
+                "save_bundled(train_digits(TrainConfig(seed=1, widths=(12, 24, 48, 96))), "
+                "'src/proxygrad/models/bundled', name='digits_b')\"")
+BUNDLED_MODELS = ("digits", "digits-b")
+
+
+def bundled_files(name: str = "digits") -> tuple[Path, Path, str]:
+    """(weights file, provenance file, command regenerating both) of the bundled model ``name``."""
+    if name == "digits":
+        return WEIGHTS_FILE, PROVENANCE_FILE, REGENERATE
+    if name == "digits-b":
+        return WEIGHTS_FILE_B, PROVENANCE_FILE_B, REGENERATE_B
+    raise ValueError(f"unknown bundled model {name!r}; valid: {', '.join(BUNDLED_MODELS)}")
 
 
 def digits_spec(size: int = 32) -> InputSpec:
@@ -159,19 +178,19 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def read_provenance(path: str | Path | None = None) -> dict:
+def read_provenance(path: str | Path | None = None, regenerate: str = REGENERATE) -> dict:
     """The provenance record (dict) of the bundled weights (``PROVENANCE_FILE`` when ``path`` is None);
-    FileNotFoundError / ValueError naming the file."""
+    FileNotFoundError / ValueError naming the file and the ``regenerate`` command."""
     path = Path(PROVENANCE_FILE if path is None else path)
     if not path.is_file():
-        raise FileNotFoundError(f"provenance record {path} is missing; regenerate it with `{REGENERATE}`")
+        raise FileNotFoundError(f"provenance record {path} is missing; regenerate it with `{regenerate}`")
     try:
         record = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"provenance record {path} is not valid JSON ({err}); "
-                         f"regenerate with `{REGENERATE}`") from None
+                         f"regenerate with `{regenerate}`") from None
     if not isinstance(record, dict) or "sha256" not in record:
-        raise ValueError(f"provenance record {path} has no 'sha256' entry; regenerate with `{REGENERATE}`")
+        raise ValueError(f"provenance record {path} has no 'sha256' entry; regenerate with `{regenerate}`")
     return record
 
 
@@ -189,26 +208,28 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     return state
 
 
-def load_digits_model(weights: str | Path | None = None, *, verify: bool = True) -> DigitsResNet:
-    """The digits model in eval mode on the CPU.
+def load_digits_model(weights: str | Path | None = None, *, verify: bool = True,
+                      name: str = "digits") -> DigitsResNet:
+    """A digits model in eval mode on the CPU.
 
     Args:
-        weights: None for the bundled weights (checked against the sha256 in ``digits.json`` when ``verify``),
-            or the path of a state dict written by ``train-bundled``.
+        weights: None for the bundled weights of ``name`` (checked against the sha256 in its provenance record
+            when ``verify``), or the path of a state dict written by ``train-bundled``.
         verify: check the bundled file's sha256 against its provenance record.
+        name: the bundled model, one of ``BUNDLED_MODELS`` ("digits", "digits-b"); ignored with ``weights``.
     """
     record: dict = {}
     if weights is None:
-        path = WEIGHTS_FILE
+        path, record_path, regenerate = bundled_files(name)
         if not path.is_file():
-            raise FileNotFoundError(f"bundled weights {path} are missing; regenerate them with `{REGENERATE}`")
-        record = read_provenance()
+            raise FileNotFoundError(f"bundled weights {path} are missing; regenerate them with `{regenerate}`")
+        record = read_provenance(record_path, regenerate)
         if verify:
             digest = sha256_file(path)
             if digest != record["sha256"]:
                 raise ValueError(
-                    f"bundled weights {path} do not match their provenance record {PROVENANCE_FILE} "
-                    f"(sha256 {digest[:12]}... != {str(record['sha256'])[:12]}...); regenerate both with `{REGENERATE}`"
+                    f"bundled weights {path} do not match their provenance record {record_path} "
+                    f"(sha256 {digest[:12]}... != {str(record['sha256'])[:12]}...); regenerate both with `{regenerate}`"
                 )
     else:
         path = Path(weights)

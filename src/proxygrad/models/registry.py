@@ -2,7 +2,8 @@
 
 Names, in the order they are tried:
 
-- ``None`` or ``"digits"``: the bundled default (:mod:`proxygrad.models.digits`), 1x32x32, classes "0".."9".
+- ``None`` or ``"digits"``: the bundled default (:mod:`proxygrad.models.digits`), 1x32x32, classes "0".."9";
+  ``"digits-b"``: a second bundled digits model, trained independently (other seed, widths and depth).
 - ``"arch=path/to/file.pt"``: architecture ``arch`` (any name below) with the weights in that file.
 - ``"timm:<name>"``: a timm model (``timm.list_models()``; a pretrained tag ``name.tag`` is allowed).
 - a path (has a ``/``, or ends in .pt/.pth/.ckpt/.bin/.safetensors, or exists): a checkpoint -- a whole pickled
@@ -30,7 +31,8 @@ from .spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec, Normalized, closest
 
 SOURCES = ("bundled", "torchvision", "timm", "checkpoint", "module")
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".tar")
-BUNDLED_NAMES = ("digits",)
+BUNDLED_NAMES = _digits.BUNDLED_MODELS  # "digits" (the default) and "digits-b" (a second, independent one)
+ARCHITECTURES = ("pfnet18",)  # architectures that ship with proxygrad (no weights): proxygrad.models.pfnet
 _STATE_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "weights")
 _STRIP_PREFIXES = ("module.", "_orig_mod.")
 
@@ -101,17 +103,17 @@ def timm_names() -> list[str]:
 
 def available() -> list[str]:
     """Every model name ``load`` accepts (besides file paths): "digits", torchvision names, "timm:<name>"."""
-    return list(BUNDLED_NAMES) + torchvision_names() + [f"timm:{n}" for n in timm_names()]
+    return list(BUNDLED_NAMES + ARCHITECTURES) + torchvision_names() + [f"timm:{n}" for n in timm_names()]
 
 
 def _unknown(name: str) -> ValueError:
     tv, tm = torchvision_names(), timm_names()
-    near = closest(name, list(dict.fromkeys(list(BUNDLED_NAMES) + tv + tm)))
-    near = [n if n in tv or n in BUNDLED_NAMES else f"timm:{n}" for n in near]
+    near = closest(name, list(dict.fromkeys(list(BUNDLED_NAMES + ARCHITECTURES) + tv + tm)))
+    near = [n if n in tv or n in BUNDLED_NAMES + ARCHITECTURES else f"timm:{n}" for n in near]
     hint = f"closest names: {', '.join(near)}. " if near else ""
     return ValueError(
-        f"unknown model {name!r}. {hint}Valid: 'digits' (the bundled default); one of {len(tv)} torchvision "
-        f"classification models (torchvision.models.list_models()); one of {len(tm)} timm models as "
+        f"unknown model {name!r}. {hint}Valid: 'digits' (the bundled default) or 'digits-b' (a second bundled "
+        f"model); one of {len(tv)} torchvision classification models (torchvision.models.list_models()); one of {len(tm)} timm models as "
         f"'timm:<name>' (timm.list_models()); a checkpoint file path ({', '.join(CHECKPOINT_SUFFIXES)}); or "
         f"'arch=path/to/weights.pt'. proxygrad.models.available() lists all names."
     )
@@ -281,13 +283,13 @@ def _download_error(what: str, err: Exception, url: str | None, cache: str) -> D
     )
 
 
-def _load_bundled(weights: str | None, num_classes: int | None) -> LoadedModel:
+def _load_bundled(name: str, weights: str | None, num_classes: int | None) -> LoadedModel:
     if weights is not None and weights.lower() in ("default", "bundled"):
         weights = None
     if weights is None:
         if num_classes not in (None, 10):
-            raise ValueError(f"the bundled digits weights have 10 classes, got num_classes={num_classes}")
-        return LoadedModel(_digits.load_digits_model(), _digits.digits_spec(32), "digits", "bundled")
+            raise ValueError(f"the bundled {name} weights have 10 classes, got num_classes={num_classes}")
+        return LoadedModel(_digits.load_digits_model(name=name), _digits.digits_spec(32), name, "bundled")
     state, _ = _read_state(weights)
     return _digits_from_state(state, weights, num_classes, "bundled")
 
@@ -411,6 +413,23 @@ def _load_timm(name: str, weights: str | None, num_classes: int | None) -> Loade
     return LoadedModel(model, _timm_spec(model, _timm_label_names(model)), f"timm:{tagged}", "timm")
 
 
+def _load_architecture(name: str, weights: str | None, num_classes: int | None) -> LoadedModel:
+    """PFNet18 (:mod:`proxygrad.models.pfnet`), randomly initialized or with the weights of a local file."""
+    from .pfnet import pfnet18
+
+    build = lambda n: pfnet18(num_classes=n or 1000)
+    meta: dict = {}
+    if weights is None:
+        model = build(num_classes)
+    elif _is_file_arg(weights):
+        state, meta = _read_state(weights)
+        model = load_state_into(build, state, weights, name, num_classes)
+    else:
+        raise ValueError(f"{name} has no downloadable weights; pass a local weights file")
+    spec = guess_spec(model, meta) if meta.get("spec") else InputSpec.imagenet(224, num_classes=_out_features(model))
+    return LoadedModel(model, spec, name, "bundled")
+
+
 def _load_checkpoint(path: str, num_classes: int | None) -> LoadedModel:
     obj, meta = unwrap_checkpoint(read_checkpoint(path), path)
     if isinstance(obj, Normalized):
@@ -484,7 +503,7 @@ def _dispatch(name: str | None, weights: str | None, num_classes: int | None) ->
     if name is not None and not isinstance(name, str):
         raise ValueError(f"model name must be a string, an nn.Module or None, got {type(name).__name__}")
     if name is None or name.lower() in BUNDLED_NAMES:
-        return _load_bundled(weights, num_classes)
+        return _load_bundled((name or "digits").lower(), weights, num_classes)
     if "=" in name:
         arch, path = (s.strip() for s in name.split("=", 1))
         if weights is not None:
@@ -498,6 +517,8 @@ def _dispatch(name: str | None, weights: str | None, num_classes: int | None) ->
         if weights is not None:
             raise ValueError(f"{name!r} is a file; weights={weights!r} applies to a named architecture only")
         return _load_checkpoint(name, num_classes)
+    if name.lower() in ARCHITECTURES:
+        return _load_architecture(name.lower(), weights, num_classes)
     if name in torchvision_names():
         return _load_torchvision(name, weights, num_classes)
     if name.split(".", 1)[0] in timm_names():

@@ -73,3 +73,22 @@ def versions() -> dict[str, str]:
 
     return {"proxygrad": proxygrad.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version(), "platform": platform.platform()}
+
+
+def csv_text(rows: list[dict], columns: list[str] | None = None) -> str:
+    """Rows (dicts) as CSV text with a header; ``columns`` defaults to the first row's keys (extra keys of
+    other rows are dropped, missing ones left empty)."""
+    import csv
+
+    buffer = io.StringIO()
+    if rows or columns:
+        writer = csv.DictWriter(buffer, fieldnames=columns or list(rows[0]), extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_csv(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> Path:
+    """Write rows as CSV atomically (see :func:`csv_text`)."""
+    return write_bytes(path, csv_text(rows, columns).encode())
