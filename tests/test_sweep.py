@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from proxygrad import cli
 from proxygrad.am import RenderConfig, render

@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
     from datetime import datetime
     from pathlib import Path
 
+    from ..am.distributed import finish
     from ..experiments.sweep import preset, run_sweep, validate
+    from ..report.html import write_report
 
     config = preset(args.preset, model=args.model, weights=args.weights, classes=args.classes, seeds=args.seeds,
                     methods=args.methods, slopes=args.slopes, steps=args.steps,
@@ -48,10 +50,12 @@ def run(args: argparse.Namespace) -> int:
     validate(config)
     out = Path(args.out or f"runs/sweep-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}")
     payload = run_sweep(config, out, progress=not args.quiet)
-    from ..report.html import write_report
-
+    if payload is None:  # a torchrun rank other than 0
+        finish()
+        return 0
     report = write_report(out)
     for line in payload["findings"]:
         print(line)
     print(f"wrote {out}/ (summary.csv, figure2.png, gallery PNGs, results.json) and {report}")
+    finish()
     return 0

@@ -3,12 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+from ._args import ints
 
 
 def register(sub) -> None:
@@ -20,7 +15,7 @@ def register(sub) -> None:
     parser.add_argument("--archs", default=None, help="comma-separated architectures (default resnet18,pfnet18)")
     parser.add_argument("--settings", default="paper", help="paper (proxygrad and leaky at 0.01, 0.1, 0.2, and "
                         "relu) or e.g. relu,leaky:0.1,proxygrad:0.2")
-    parser.add_argument("--seeds", type=_ints, default=None, help="comma-separated seeds (default 0,1,2,3,4; "
+    parser.add_argument("--seeds", type=ints, default=None, help="comma-separated seeds (default 0,1,2,3,4; "
                         "digits preset 0,1)")
     parser.add_argument("--collect", action="store_true", help="train nothing: tabulate the finished cells")
     parser.add_argument("--sweep", action="store_true", help="under torchrun: spread the cells over the processes "

@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..am import RenderConfig, render
+from ..am import RenderConfig
+from ..am.distributed import barrier, local_device, render_sharded, world
 from ..am.api import resolve_objectives
 from ..am.objectives import target_class
 from ..am.presets import PRESETS as REGULARIZATIONS, preset as regularization_preset
@@ -121,9 +122,9 @@ def _render_cell(loaded: LoadedModel, objectives, seeds, settings: dict, config:
                                  lr=config.lr, init_sigma=config.init_sigma, batch_size=config.batch_size,
                                  regularization=regularization_preset(settings["regularization"]), progress=progress,
                                  precision=config.precision, channels_last=config.channels_last)
-    result = render(loaded.model, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs], render_config)
+    result = render_sharded(loaded.model, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs], render_config)
     targets = [target_class(o) for o, _ in jobs]
-    return result, targets
+    return result, targets  # result is None on ranks other than 0 (see am.distributed)
 
 
 def summarize_cell(activation: Sequence[float], predicted: Sequence[int], targets: Sequence[int]) -> dict:
@@ -133,22 +134,28 @@ def summarize_cell(activation: Sequence[float], predicted: Sequence[int], target
             "target_share": sum(int(p == t) for p, t in zip(predicted, targets)) / len(targets)}
 
 
-def run_sweep(config: SweepConfig, run_dir: str | Path, progress: bool = True) -> dict:
-    """Run (or resume) the sweep into ``run_dir``; returns the results.json payload."""
+def run_sweep(config: SweepConfig, run_dir: str | Path, progress: bool = True) -> dict | None:
+    """Run (or resume) the sweep into ``run_dir``; returns the results.json payload. Under ``torchrun`` every
+    cell's images are spread over the ranks; rank 0 writes everything and the other ranks return None."""
     validate(config)
     run_dir = Path(run_dir)
     start = time.perf_counter()
-    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    rank, _ = world()
+    device = torch.device(config.device) if config.device else local_device()
     loaded = load(config.model, weights=config.weights, device=device)
     objectives = class_objectives(config.classes, loaded.spec)
     rows = ResultRows(run_dir / "cells.jsonl")
     todo = [c for c in cells(config) if not rows.done(cell_key(c))]
-    for settings in tqdm(todo, desc="sweep cells", disable=not progress):
+    barrier()  # every rank has read the same finished cells before rank 0 appends more
+    for settings in tqdm(todo, desc="sweep cells", disable=not progress or rank != 0):
         result, targets = _render_cell(loaded, objectives, config.seeds, settings, config, progress=False)
-        rows.append(cell_key(settings), settings=settings, objectives=result.objectives, seeds=result.seeds,
-                    targets=targets, activation=result.activation.tolist(), predicted=result.predicted.tolist(),
-                    seconds=result.seconds)
-    gallery = run_gallery(loaded, config, run_dir, rows, progress)
+        if rank == 0:
+            rows.append(cell_key(settings), settings=settings, objectives=result.objectives, seeds=result.seeds,
+                        targets=targets, activation=result.activation.tolist(),
+                        predicted=result.predicted.tolist(), seconds=result.seconds)
+    gallery = run_gallery(loaded, config, run_dir, rows, progress and rank == 0)
+    if rank != 0:
+        return None
     grid = [row for row in rows if "gallery" not in row["settings"]]
     summary = [{**row["settings"], **summarize_cell(row["activation"], row["predicted"], row["targets"]),
                 "seconds": row["seconds"]} for row in grid]
@@ -171,6 +178,7 @@ def run_gallery(loaded: LoadedModel, config: SweepConfig, run_dir: Path, rows: R
     if not config.gallery_classes:
         return {"figures": figures, "images": images}
     objectives = class_objectives(config.gallery_classes, loaded.spec)
+    finished = {row["key"] for row in rows if row["settings"].get("gallery")}
     for slope in config.gallery_slopes:
         columns, notes = {}, {}
         for method in config.methods:
@@ -179,18 +187,26 @@ def run_gallery(loaded: LoadedModel, config: SweepConfig, run_dir: Path, rows: R
             label = method if method == "relu" else f"{method} s={slope:g}"
             files = [f"gallery/s{slope:g}/{method}/{i:02d}_{o.name.replace(':', '_').replace(' ', '_')}.png"
                      for i, o in enumerate(objectives)]
-            if not rows.done(cell_key(settings)):
+            key = cell_key(settings)
+            if key not in finished:  # the same decision on every rank (relu's cell repeats across slopes)
+                finished.add(key)
                 result, targets = _render_cell(loaded, objectives, config.seeds[:1], settings, config, progress)
+                if result is None:  # another rank than 0: rank 0 writes
+                    continue
                 for file, image in zip(files, result.images):
                     write_png(run_dir / file, image)
                 rows.append(cell_key(settings), settings=settings, objectives=result.objectives, files=files,
                             activation=result.activation.tolist(), predicted=result.predicted.tolist(),
                             targets=targets, seconds=result.seconds)
             row = rows.get(cell_key(settings))
+            if row is None:
+                continue
             columns[label] = torch.stack([_read_png(run_dir / f, loaded.spec.channels) for f in row["files"]])
             images += [{"method": label, "objective": o, "file": f, "activation": a}
                        for o, f, a in zip(row["objectives"], row["files"], row["activation"])]
             notes[label] = [f"{a:.1f} -> {loaded.spec.class_name(p)}" for a, p in zip(row["activation"], row["predicted"])]
+        if not columns:  # ranks other than 0 draw nothing
+            continue
         figure = image_grid(columns, [o.name for o in objectives], notes)
         write_figure(run_dir / f"gallery_s{slope:g}.png", figure)
         figures[f"Gallery at slope {slope:g}, {config.gallery_steps} steps"] = f"gallery_s{slope:g}.png"

@@ -7,8 +7,6 @@ test accuracy over the seeds, next to the paper's numbers when the dataset is on
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 import statistics
 import time
@@ -240,17 +238,13 @@ def table_figure(rows: list[dict], dataset: str):
 def write_table(config: TableConfig, out: Path, *, seconds: float = 0.0) -> dict:
     """Collect the finished cells under ``out`` and write ``table.csv``, ``table.png``, ``table.txt`` and
     ``results.json``; returns the results (rows, missing cells, findings, text)."""
-    from ..report.files import versions, write_bytes, write_figure, write_json
+    from ..report.files import versions, write_bytes, write_csv, write_figure, write_json
 
     done, missing = collect(config, out)
     rows = summarize(config, done)
     dataset = config.base.data.dataset
     text = format_table(rows, dataset)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_bytes(out / "table.csv", buffer.getvalue().encode())
+    write_csv(out / "table.csv", rows)
     write_bytes(out / "table.txt", (text + "\n").encode())
     if done:
         write_figure(out / "table.png", table_figure(rows, dataset))

@@ -30,7 +30,6 @@ Choices the paper leaves open, made here:
 from __future__ import annotations
 
 import copy
-import csv
 import io
 import json
 import math
@@ -284,14 +283,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def write_metrics(out: Path, history: list[dict]) -> None:
     """``metrics.csv`` (one row per epoch; test columns empty where not tested) and ``metrics.png``."""
-    from ..report.files import write_bytes, write_figure
+    from ..report.files import write_csv, write_figure
 
     columns = ["epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds"]
-    text = io.StringIO()
-    writer = csv.DictWriter(text, columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows([{k: ("" if row.get(k) is None else row[k]) for k in columns} for row in history])
-    write_bytes(out / METRICS, text.getvalue().encode())
+    write_csv(out / METRICS, history, columns)
     write_figure(out / "metrics.png", metrics_figure(history))
 
 
