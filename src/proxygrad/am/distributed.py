@@ -9,7 +9,6 @@ Outside ``torchrun`` (no ``WORLD_SIZE`` in the environment) everything runs in t
 """
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from typing import Sequence
 
@@ -18,40 +17,29 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from ..models.spec import InputSpec
+from ..parallel import barrier as _barrier, close, init
 from .objectives import Objective
 from .render import RenderConfig, RenderResult, render
 
 
 def world() -> tuple[int, int]:
     """(rank, world size); joins the process group ``torchrun`` set up (gloo on CPU, nccl on GPU)."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size()
+    env = init()
+    return env.rank, env.world
 
 
 def local_device() -> torch.device:
     """This rank's device: cuda:LOCAL_RANK when CUDA is available, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
+    return init().device
 
 
 def finish() -> None:
     """Leave the process group (if any) at the end of a command."""
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def is_main() -> bool:
-    return world()[0] == 0
+    close(init())
 
 
 def barrier() -> None:
-    if world()[1] > 1:
-        dist.barrier()
+    _barrier(init())
 
 
 def render_sharded(model: nn.Module, spec: InputSpec, objectives: Sequence[Objective], seeds: Sequence[int],
