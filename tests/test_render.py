@@ -292,3 +292,24 @@ def test_channels_last_gives_the_same_images():
 def test_bad_precision():
     with pytest.raises(ValueError, match="precision"):
         RenderConfig(precision="fp8")
+
+
+class _ThreadProbe(Objective):
+    layers = frozenset({"output"})
+    name = "probe"
+    seen: list = []
+
+    def score(self, capture):
+        _ThreadProbe.seen.append(torch.get_num_threads())
+        return capture["output"][:, 0]
+
+
+def test_small_cpu_batches_run_on_one_thread_and_the_setting_is_restored():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        render(_cnn(), SPEC, [_ThreadProbe()], [0], _config(steps=2))
+        assert set(_ThreadProbe.seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
