@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
+from ._args import floats, names
 
 
 def _architectures(text: str) -> tuple[bool, ...]:
     choices = {"bn": True, "nobn": False}
-    names = _names(text)
-    if not names or any(n not in choices for n in names):
+    chosen = names(text)
+    if not chosen or any(n not in choices for n in chosen):
         raise argparse.ArgumentTypeError(f"expected a comma-separated subset of bn,nobn, got {text!r}")
-    return tuple(choices[n] for n in names)
+    return tuple(choices[n] for n in chosen)
 
 
 def register(sub) -> None:
@@ -29,13 +20,13 @@ def register(sub) -> None:
                             "for relu / leaky / proxygrad vs slope (Table 5, Figure 4)")
     parser.add_argument("--preset", default="paper", help="paper (50 networks per architecture, about 15 "
                         "minutes on 2 CPU cores) or quick (3 networks, seconds)")
-    parser.add_argument("--slopes", type=_floats, default=None, help="negative slopes, e.g. 0.01,0.05,0.1,0.2,0.3 "
+    parser.add_argument("--slopes", type=floats, default=None, help="negative slopes, e.g. 0.01,0.05,0.1,0.2,0.3 "
                         "(s = 0, ReLU, is always included)")
     parser.add_argument("--repeats", type=int, default=None, help="networks (initialization + input batch) per "
                         "architecture")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--size", type=int, default=None, help="input side length in pixels")
-    parser.add_argument("--positions", type=_names, default=None,
+    parser.add_argument("--positions", type=names, default=None,
                         help="module names whose output gradient is measured (default: conv1, layerN.0.conv1, "
                         "layer4.1.conv2; Table 5 is layer1.0.conv1)")
     parser.add_argument("--architectures", type=_architectures, default=None, help="bn, nobn or bn,nobn")

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
+from ._args import ints, names
 
 
 def register(sub) -> None:
@@ -21,13 +12,13 @@ def register(sub) -> None:
                             "training: relu vs leaky vs proxygrad (seed 003)")
     parser.add_argument("--preset", default="paper", help="paper (the seed's epochs, about 30 minutes on 2 CPU "
                         "cores) or quick (about a minute)")
-    parser.add_argument("--datasets", type=_names, default=None, help="subset of random,moons,quantiles")
-    parser.add_argument("--widths", type=_ints, default=None, help="units per hidden layer, e.g. 16,32,64")
-    parser.add_argument("--methods", type=_names, default=None,
+    parser.add_argument("--datasets", type=names, default=None, help="subset of random,moons,quantiles")
+    parser.add_argument("--widths", type=ints, default=None, help="units per hidden layer, e.g. 16,32,64")
+    parser.add_argument("--methods", type=names, default=None,
                         help="e.g. relu,leaky:0.01,proxygrad:0.01,proxygrad:0.1")
-    parser.add_argument("--epochs", type=_ints, default=None,
+    parser.add_argument("--epochs", type=ints, default=None,
                         help="epochs at which regions are counted, for every data set (default: the seed's lists)")
-    parser.add_argument("--seeds", type=_ints, default=None, help="initialization + data seeds (pictures: the first)")
+    parser.add_argument("--seeds", type=ints, default=None, help="initialization + data seeds (pictures: the first)")
     parser.add_argument("--grid", type=int, default=None, help="grid points per side of the sampling estimate")
     parser.add_argument("--no-pictures", action="store_true", help="skip the region pictures")
     parser.add_argument("--out", default=None, help="run directory; an existing one is resumed "
