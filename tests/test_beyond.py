@@ -9,8 +9,7 @@ from proxygrad.am import RenderConfig, class_logit, render
 from proxygrad.cli import main
 from proxygrad.experiments import beyond
 from proxygrad.experiments.beyond import PLAIN, BeyondConfig, method
-from proxygrad.models import digits_data
-from proxygrad.models import tiny
+from proxygrad.models import digits_data, tiny
 from proxygrad.report.rows import ResultRows
 
 
@@ -67,7 +66,7 @@ def test_proxy_cell_changes_the_path_but_scores_by_the_original():
                                "none")
     zero = beyond.render_cell(loaded, objectives, [0, 1], method(smooth_variant="add", smooth_slope=0.0), (3,),
                               "none")
-    assert floor["check"] < 1e-5 and floor["calls"]["smooth"]["modules"] == 3
+    assert floor["check"] == 0.0 and floor["calls"]["smooth"]["modules"] == 3  # forward bit-identical
     assert floor["activation"]["3"] != plain["activation"]["3"]
     # add with slope 0 is the original derivative: the same path up to rounding
     assert zero["activation"]["3"] == pytest.approx(plain["activation"]["3"], rel=1e-4)
@@ -88,9 +87,11 @@ def test_summaries_by_hand(tmp_path):
     assert share["gain_pct"] == pytest.approx(25.0)
     assert share["gap"] == pytest.approx(0.52) and share["within_1pct"] == 0.5 and share["proved"] == 2
     assert share["gap_upper_bound"] == pytest.approx(1.0)  # mean of 3.5 - 2 and 3.5 - 3
+    assert share["rel_gap"] == pytest.approx((1.02 + 0.02) / 2 / 3.02)
     lines = beyond.findings([], table, [])
-    assert lines == ["pooling, n, 5 steps, pooling proxy: best share s=0.2 2.5 vs plain 2 (+25.0%, higher on 50% of "
-                     "the images): helps on average, but on at most half of the images; optimality gap 0.52 vs 1.02."]
+    expected = ("pooling, n, 5 steps, pooling proxy: best share s=0.2 2.5 vs plain 2 (+25.0%, higher on 50% of the "
+                "images): helps on average, but on at most half of the images; optimality gap 17.2% vs 33.8% of the maximum.")
+    assert lines == [expected]
 
 
 @pytest.mark.skipif(not beyond.exact_available(), reason="proxygrad.exact is not available")
@@ -106,7 +107,7 @@ def test_run_beyond_end_to_end_with_exact_maximum_and_resume(tmp_path):
         for row in pool_rows:  # no image can beat the proved maximum; the gap is exact - reached
             assert row["mean"] <= exact_row["value"] + 1e-5
             assert row["gap"] == pytest.approx(exact_row["value"] - row["mean"])
-    assert payload["max_score_difference_proxy_vs_original"] < 1e-4
+    assert payload["max_score_difference_proxy_vs_original"] == 0.0
     assert {t["csv"] for t in payload["tables"]} == {"smooth.csv", "pooling.csv", "exact.csv"}
     for file in ("smooth.png", "smooth_gain.png", "pooling.png", "results.json"):
         assert (tmp_path / file).stat().st_size > 0
@@ -159,5 +160,5 @@ def test_model_section_on_a_small_resnet(tmp_path):
     calls = {r["label"]: r["calls"] for r in rows}
     assert calls["softmax t=0.5"] == {"pooling": {"modules": 1, "functional_calls": 0}}
     assert calls["proxygrad s=0.075"]["rectifiers"]["modules"] > 0
-    assert all(r["check"] < 1e-4 for r in rows)
+    assert all(r["check"] == 0.0 for r in rows)
     assert isinstance(loaded.model.maxpool, nn.MaxPool2d) and type(loaded.model.maxpool) is nn.MaxPool2d

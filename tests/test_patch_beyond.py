@@ -50,7 +50,7 @@ class MixedTwin(Mixed):
     def forward(self, x):
         h = self.pool(self.relu(self.act(self.conv1(x))))
         h = self.act(self.conv2(h))
-        sm = lambda f, p=None: smooth_proxy(h, f, self.variant, self.s, p)  # noqa: E731
+        sm = lambda f, p=None: smooth_proxy(h, f, self.variant, self.s, p)
         h = sm("silu") + sm("mish") + sm("elu", 0.5) + sm("hardswish") + proxygrad.proxygrad_relu(h, self.s)
         return self.fc(proxy_max_pool2d(h, 2, variant="softmax", temperature=self.t).flatten(1))
 
@@ -70,11 +70,20 @@ def test_default_kinds_change_only_rectifiers():
     assert record.by_kind() == {"rectifiers": {"modules": 1, "functional_calls": 1}}
 
 
+def test_per_kind_defaults_are_the_measured_ones_not_the_rectifier_slope():
+    model, _ = _mixed()
+    with proxygrad.patched(model, slope=0.3, kinds="all"):
+        assert (model.act.variant, model.act.slope) == ("add", 0.05)
+        assert (model.pool.variant, model.pool.temperature, model.pool.share) == ("softmax", 0.5, 0.2)
+        assert model.relu.backward_slope == 0.3
+
+
 def test_all_kinds_forward_identical_gradient_equals_explicit_twin_and_counts():
     model, x = _mixed()
     twin = MixedTwin(model, s=0.2, variant="floor", t=0.5).eval()
     out_orig, grad_orig = _input_grad(model, x)
-    with proxygrad.patched(model, slope=0.2, kinds="all", smooth_variant="floor", pool_temperature=0.5) as record:
+    with proxygrad.patched(model, slope=0.2, kinds="all", smooth_variant="floor", smooth_slope=0.2,
+                           pool_temperature=0.5) as record:
         out, grad = _input_grad(model, x)
     out_twin, grad_twin = _input_grad(twin, x)
     assert torch.equal(out, out_orig) and torch.equal(out_twin, out_orig)
@@ -107,7 +116,7 @@ def test_pooling_share_on_resnet18_only_the_maxpool():
     model = torchvision.models.resnet18(num_classes=5).eval()
     x = torch.randn(1, 3, 48, 48)
     out_orig, grad_orig = _input_grad(model, x)
-    with proxygrad.patched(model, slope=0.2, kinds=("pooling",), pool_variant="share") as record:
+    with proxygrad.patched(model, slope=0.5, kinds=("pooling",), pool_variant="share", pool_share=0.2) as record:
         assert model.maxpool.variant == "share" and model.maxpool.share == 0.2
         out, grad = _input_grad(model, x)
     assert record.by_kind() == {"pooling": {"modules": 1, "functional_calls": 0}}
@@ -119,7 +128,9 @@ def test_pooling_share_on_resnet18_only_the_maxpool():
 
 def test_timm_modules_through_functional_calls():
     timm_act = pytest.importorskip("timm.layers.activations")
-    from timm.layers.pool2d_same import MaxPool2dSame  # a subclass of nn.MaxPool2d that calls F.max_pool2d
+    from timm.layers.pool2d_same import (
+        MaxPool2dSame,  # a subclass of nn.MaxPool2d that calls F.max_pool2d
+    )
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 3, 3), timm_act.GELU(), MaxPool2dSame(3, 2), nn.Flatten(),
@@ -140,7 +151,7 @@ def test_torch_max_pool2d_and_return_indices_are_intercepted():
 
         def forward(self, x):
             a = torch.max_pool2d(x, 2)
-            b, idx = F.max_pool2d(x, 2, return_indices=True)
+            b, _ = F.max_pool2d(x, 2, return_indices=True)
             return self.fc((a + b + F.max_pool2d_with_indices(x, 2)[0]).flatten(1))
 
     net, x = Net(), torch.randn(2, 1, 4, 4)
@@ -154,7 +165,7 @@ def test_torch_max_pool2d_and_return_indices_are_intercepted():
 
 
 def test_functional_mode_is_scoped_to_the_model_forward():
-    model, x = _mixed()
+    model, _ = _mixed()
     with proxygrad.patched(model, kinds="all") as record:
         v = torch.tensor([-3.0], requires_grad=True)
         F.silu(v).sum().backward()

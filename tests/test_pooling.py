@@ -24,7 +24,7 @@ def _grad(fn, x, upstream):
 def reference_gradient(x, upstream, geometry, variant, temperature=1.0, share=0.0):
     """Loop over every output position and its window (independent of unfold/fold); x (C, H, W) float64."""
     kernel, stride, padding, dilation, _ = geometry
-    pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    pair = lambda v: (v, v) if isinstance(v, int) else v
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel, stride, padding, dilation))
     channels, height, width = x.shape
     grad = torch.zeros_like(x)
@@ -50,7 +50,7 @@ def test_backward_matches_loop_reference(geometry, variant, params):
     x = torch.randn(2, 6, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     x[0, :2, :2] = 0.0  # zeros and ties
     kernel, stride, padding, dilation, ceil_mode = geometry
-    fn = lambda t: proxy_max_pool2d(t, kernel, stride, padding, dilation, ceil_mode, variant=variant, **params)  # noqa
+    fn = lambda t: proxy_max_pool2d(t, kernel, stride, padding, dilation, ceil_mode, variant=variant, **params)
     out = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
     upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     proxy_out, grad = _grad(fn, x, upstream)

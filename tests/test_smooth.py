@@ -139,8 +139,8 @@ def test_saves_only_the_input_like_torch():
         return sum(sizes)
 
     for function in ("gelu", "silu", "mish", "hardswish"):
-        ours = saved_bytes(lambda t: smooth_proxy(t, function, "floor", 0.1))
-        theirs = saved_bytes(lambda t: smooth.original(t, function))
+        ours = saved_bytes(lambda t, f=function: smooth_proxy(t, f, "floor", 0.1))
+        theirs = saved_bytes(lambda t, f=function: smooth.original(t, f))
         assert ours == theirs == 64 * 64 * 4, function
 
 

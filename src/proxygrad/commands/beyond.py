@@ -9,8 +9,8 @@ from ._args import floats as _floats, ints as _ints, names as _names
 def register(sub) -> None:
     parser = sub.add_parser("beyond", help="proxies for GELU/SiLU/Mish/ELU/Hardswish and max pooling vs the plain "
                             "gradient, on tiny digits networks (and optionally ResNet18 with ImageNet weights)")
-    parser.add_argument("--preset", default="full", help="full (every tiny network, about an hour on 2 CPU "
-                        "cores), quick (a few minutes) or paper (ResNet18 with ImageNet weights, for a GPU)")
+    parser.add_argument("--preset", default="full", help="full (every tiny network, 20-40 minutes on 2 CPU "
+                        "cores), quick (about a minute) or paper (ResNet18 with ImageNet weights, for a GPU)")
     parser.add_argument("--networks", type=_names, default=None, help="smooth networks, e.g. convnext-gelu,vit-silu")
     parser.add_argument("--variants", type=_names, default=None, help="subset of floor,add,leaky")
     parser.add_argument("--slopes", type=_floats, default=None, help="smooth proxy slopes, e.g. 0.05,0.1,0.2")

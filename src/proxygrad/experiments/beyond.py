@@ -20,8 +20,6 @@ skips them. Outputs: ``smooth.csv``, ``pooling.csv``, ``exact.csv``, ``model.csv
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
 import statistics
 import time
@@ -36,11 +34,12 @@ from tqdm.auto import tqdm
 
 from ..am import RenderConfig, render
 from ..am.objectives import class_logit, target_class
-from ..am.presets import PRESETS as REGULARIZATIONS, preset as regularization_preset
-from ..am.render import proxy_network
+from ..am.presets import PRESETS as REGULARIZATIONS
+from ..am.presets import preset as regularization_preset
+from ..am.render import _onednn_off, proxy_network
 from ..models import LoadedModel, load
 from ..models.tiny import POOLING_NETWORKS, RECIPES, SMOOTH_NETWORKS, load_tiny
-from ..report.files import versions, write_bytes, write_figure, write_json
+from ..report.files import versions, write_csv, write_figure, write_json
 from ..report.rows import ResultRows, cell_key
 from ..surrogates import patched, pooling, smooth
 from .sweep import class_objectives
@@ -86,7 +85,7 @@ PRESETS = {
 
 
 def preset(name: str, **changes) -> BeyondConfig:
-    """A named configuration (full: every tiny network, about an hour on 2 CPU cores; quick: a few minutes;
+    """A named configuration (full: every tiny network, 20-40 minutes on 2 CPU cores; quick: a minute;
     paper: ResNet18 with ImageNet weights, for a GPU) with some fields changed (None values are ignored)."""
     if name not in PRESETS:
         raise ValueError(f"unknown beyond preset {name!r}; valid: {', '.join(PRESETS)}")
@@ -191,8 +190,8 @@ def render_cell(loaded: LoadedModel, objectives, seeds: Sequence[int], m: dict, 
     args = patch_arguments(m)
     with (patched(proxy, **args) if args else contextlib.nullcontext()) as record:
         result = render(proxy, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs], config, device=device)
-    with torch.no_grad():
-        x = result.images.to(next(loaded.model.parameters()).device)
+    x = result.images.to(next(loaded.model.parameters()).device)
+    with torch.no_grad(), _onednn_off(x.device.type == "cpu"):  # as render scores: bit-identical on the CPU
         logits = loaded.model(loaded.spec.to_model_input(x)).cpu()
     targets = [target_class(o) for o, _ in jobs]
     if None in targets:
@@ -254,8 +253,9 @@ def exact_available() -> bool:
 def summarize(rows: ResultRows, section: str, exact: dict | None = None) -> list[dict]:
     """One row per (network, method, step count): mean, std and the per-image ``values``, the paired comparison
     with the plain gradient (mean difference, share of images where the method is higher, gain in %), and with
-    ``exact`` ({(network, objective): exact row}) the mean optimality gap over the proved maxima, the share of
-    those within 1 % of the maximum, and ``gap_upper_bound``: the mean of (MILP bound - reached) over every
+    ``exact`` ({(network, objective): exact row}) over the proved maxima the mean gap (exact - reached, logit
+    units) and mean relative gap (``proxygrad.exact.optimality_gap``), the share of images within 1 % of the
+    maximum, and ``gap_upper_bound``: the mean of (MILP bound - reached) over every
     image, an upper bound on the mean gap that holds also where the MILP hit its time limit."""
     cells = [r for r in rows if r.get("section") == section]
     plain = {r["network"]: r for r in cells if r["method"] == PLAIN}
@@ -276,13 +276,17 @@ def summarize(rows: ResultRows, section: str, exact: dict | None = None) -> list
 
 
 def _gap(cell: dict, values: list[float], exact: dict) -> dict:
+    from ..exact import optimality_gap
+
     objectives = [o for o in cell["objectives"] for _ in cell["seeds"]]
     pairs = [(exact[(cell["network"], o)], v) for o, v in zip(objectives, values) if (cell["network"], o) in exact]
     proved = [(e["value"], v) for e, v in pairs if e["optimal"]]
     upper = statistics.fmean(e["bound"] - v for e, v in pairs) if pairs else float("nan")
     if not proved:
-        return {"gap": float("nan"), "within_1pct": float("nan"), "proved": 0, "gap_upper_bound": upper}
+        return {"gap": float("nan"), "rel_gap": float("nan"), "within_1pct": float("nan"), "proved": 0,
+                "gap_upper_bound": upper}
     return {"gap": statistics.fmean(opt - v for opt, v in proved),
+            "rel_gap": statistics.fmean(optimality_gap(opt, v) for opt, v in proved),
             "within_1pct": sum(v >= opt - 0.01 * abs(opt) for opt, v in proved) / len(proved),
             "proved": len(proved), "gap_upper_bound": upper}
 
@@ -315,8 +319,9 @@ def _compare(title: str, panel: list[dict], baseline: str, candidates) -> str | 
     diffs = [a - b for a, b in zip(best["values"], base["values"])]
     best = {**best, "higher": sum(d > 1e-6 for d in diffs) / len(diffs)}
     gain = 100 * (best["mean"] - base["mean"]) / abs(base["mean"]) if base["mean"] else float("nan")
-    gap = (f"; optimality gap {best['gap']:.3g} vs {base['gap']:.3g}"
-           if math.isfinite(best.get("gap", float("nan"))) and math.isfinite(base.get("gap", float("nan"))) else "")
+    gap = (f"; optimality gap {100 * best['rel_gap']:.1f}% vs {100 * base['rel_gap']:.1f}% of the maximum"
+           if math.isfinite(best.get("rel_gap", float("nan"))) and math.isfinite(base.get("rel_gap", float("nan")))
+           else "")
     return (f"{title}: best {best['method']} {best['mean']:.3g} vs {baseline} {base['mean']:.3g} ({gain:+.1f}%, "
             f"higher on {100 * best['higher']:.0f}% of the images): {_verdict(best, base)}{gap}.")
 
@@ -337,7 +342,7 @@ def findings(smooth_table: list[dict], pool_table: list[dict], model_table: list
                               r["method"]), None)
             if rectifier is not None:
                 lines.append(_compare(title + ", pooling proxy on top of ProxyGrad", panel, rectifier,
-                                      lambda m: m.startswith(rectifier + " + ")))
+                                      lambda m, r=rectifier: m.startswith(r + " + ")))
     pick = best_default(smooth_table)
     if pick is not None:
         verdict = "" if pick["mean_gain_pct"] > 0 else " -- no smooth proxy beats the plain gradient on average"
@@ -402,21 +407,33 @@ def gain_figure(table: list[dict], config: BeyondConfig) -> Figure:
     return figure
 
 
+def _pool_style(name: str, colors: dict) -> dict:
+    """Color per pooling setting (black: none), dashed when combined with ProxyGrad on the rectifiers."""
+    parts = name.split(" + ")
+    pool = next((p for p in parts if not p.startswith("proxygrad") and p != "plain"), "none")
+    if pool not in colors:
+        colors[pool] = "black" if pool == "none" else f"C{len([c for c in colors if c != 'none']) % 10}"
+    return {"color": colors[pool], "ls": "--" if parts[0].startswith("proxygrad") else "-",
+            "lw": 2.2 if name == "plain" else 1.2}
+
+
 def pooling_figure(table: list[dict]) -> Figure:
-    """Mean original-network logit (or optimality gap, when known) vs steps, one line per method."""
+    """Mean relative optimality gap in % (or mean logit, when no exact maxima) vs steps, one line per method;
+    the color is the pooling proxy, dashed lines add ProxyGrad on the rectifiers."""
     networks = list(dict.fromkeys(r["network"] for r in table))
-    figure = Figure(figsize=(5.0 * max(1, len(networks)), 3.6))
+    figure = Figure(figsize=(5.0 * max(1, len(networks)), 3.8))
     axes = figure.subplots(1, max(1, len(networks)), squeeze=False)[0]
+    colors: dict = {}
     for ax, network in zip(axes, networks):
         rows = [r for r in table if r["network"] == network]
-        use_gap = all(math.isfinite(r.get("gap", float("nan"))) for r in rows)
+        use_gap = all(math.isfinite(r.get("rel_gap", float("nan"))) for r in rows)
         for name in dict.fromkeys(r["method"] for r in rows):
-            points = sorted((r["steps"], r["gap"] if use_gap else r["mean"]) for r in rows if r["method"] == name)
-            ax.plot(*zip(*points), marker="o", ms=3, label=name, lw=2 if name == "plain" else 1,
-                    color="black" if name == "plain" else None)
+            points = sorted((r["steps"], 100 * r["rel_gap"] if use_gap else r["mean"]) for r in rows
+                            if r["method"] == name)
+            ax.plot(*zip(*points), marker="o", ms=3, label=name, **_pool_style(name, colors))
         ax.set_xscale("log")
         ax.set_xlabel("steps")
-        ax.set_ylabel("mean gap to the exact maximum" if use_gap else "mean logit")
+        ax.set_ylabel("mean optimality gap (% of the maximum)" if use_gap else "mean logit")
         ax.set_title(network, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
@@ -465,12 +482,11 @@ def write_outputs(run_dir: Path, rows: ResultRows, config: BeyondConfig, exact: 
                                ("pooling", pool_table, "Max-pooling proxy (gap: exact maximum - reached)"),
                                ("model", model_table, "Model recipe with and without the pooling proxy")):
         if table:
-            write_bytes(run_dir / f"{name}.csv", _csv([{k: v for k, v in r.items() if k != "values"}
-                                                       for r in table]).encode())
+            write_csv(run_dir / f"{name}.csv", table, _columns(table, drop=("values",)))
             tables.append({"title": title, "csv": f"{name}.csv"})
     if exact:
-        write_bytes(run_dir / "exact.csv", _csv([{k: v for k, v in r.items() if k != "key"}
-                                                 for r in exact.values()]).encode())
+        rows_exact = list(exact.values())
+        write_csv(run_dir / "exact.csv", rows_exact, _columns(rows_exact, drop=("key",)))
         tables.append({"title": "Exact maxima (MILP)", "csv": "exact.csv"})
     if smooth_table:
         files["Smooth proxies: logit vs slope"] = write_figure(run_dir / "smooth.png",
@@ -483,7 +499,9 @@ def write_outputs(run_dir: Path, rows: ResultRows, config: BeyondConfig, exact: 
     payload = {"command": "beyond", "title": "ProxyGrad beyond ReLU: smooth activations and max pooling",
                "settings": {**asdict(config), "exact_used": exact is not None,
                             "networks_trained": {n: RECIPES[n].arch for n in (*config.networks, *config.pool_networks)}},
-               "versions": versions(), "seconds": round(seconds, 3), "files": files, "tables": tables,
+               "versions": versions(), "seconds": round(seconds, 3),
+               "cell_seconds": round(sum(r.get("seconds", 0.0) for r in rows), 1),
+               "files": files, "tables": tables,
                "findings": findings(smooth_table, pool_table, model_table)
                + ([] if exact is not None or not config.pool_networks else
                   ["pooling: no exact maxima (proxygrad.exact unavailable or exact=False): no optimality gaps."]),
@@ -494,11 +512,6 @@ def write_outputs(run_dir: Path, rows: ResultRows, config: BeyondConfig, exact: 
     return payload
 
 
-def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    if rows:
-        fields = list(dict.fromkeys(k for row in rows for k in row))
-        writer = csv.DictWriter(buffer, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    return buffer.getvalue()
+def _columns(rows: list[dict], drop: Sequence[str] = ()) -> list[str]:
+    """Every key of ``rows`` in first-seen order, without ``drop``."""
+    return [k for k in dict.fromkeys(k for row in rows for k in row) if k not in drop]

@@ -12,10 +12,13 @@ Kinds (``kinds=``; default ``("rectifiers",)``, ``"all"`` for every kind):
   ``Tensor.relu``, ``F.leaky_relu``, ``F.relu6``, ... (:mod:`.rectifier`).
 - ``smooth``: ``nn.GELU`` / ``nn.SiLU`` / ``nn.Mish`` / ``nn.ELU`` / ``nn.Hardswish`` (and timm's GELU modules)
   and ``F.gelu``, ``F.silu``, ``F.mish``, ``F.elu``, ``F.elu_``, ``F.hardswish``: proxy derivative
-  ``smooth_variant`` with slope ``smooth_slope`` (default: ``slope``) (:mod:`.smooth`).
+  ``smooth_variant`` with slope ``smooth_slope`` (:mod:`.smooth`).
 - ``pooling``: ``nn.MaxPool2d`` and ``F.max_pool2d``, ``F.max_pool2d_with_indices``, ``torch.max_pool2d``
   (so also timm's ``MaxPool2dSame``, which calls ``F.max_pool2d``): ``pool_variant`` "softmax" (temperature
-  ``pool_temperature``) or "share" (share ``pool_share``, default: ``slope``) (:mod:`.pooling`).
+  ``pool_temperature``) or "share" (share ``pool_share``) (:mod:`.pooling`).
+
+``slope`` is the rectifiers' backward slope; each other kind has its own parameters, whose defaults are the
+settings that measured best in ``proxygrad beyond`` (docs/proxies.md).
 
 Modules are replaced by identity (one module object reused at several places maps to one replacement);
 functional calls inside ``forward`` are rerouted by a ``TorchFunctionMode`` that is active only while the
@@ -309,9 +312,9 @@ def _kinds(kinds) -> tuple[str, ...]:
 
 
 def _validate(model: nn.Module, mode: str, slope: float, forward_slope: float | None = None, kinds=("rectifiers",),
-              smooth_variant: str = smooth.DEFAULT_VARIANT, smooth_slope: float | None = None,
+              smooth_variant: str = smooth.DEFAULT_VARIANT, smooth_slope: float = smooth.DEFAULT_SLOPE,
               pool_variant: str = pooling.DEFAULT_VARIANT, pool_temperature: float = pooling.DEFAULT_TEMPERATURE,
-              pool_share: float | None = None) -> _Settings:
+              pool_share: float = pooling.DEFAULT_SHARE) -> _Settings:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if mode not in MODES:
@@ -325,9 +328,8 @@ def _validate(model: nn.Module, mode: str, slope: float, forward_slope: float | 
                          "mode='proxygrad' for smooth activations and pooling, or kinds=('rectifiers',)")
     if smooth_variant not in smooth.VARIANTS:
         raise ValueError(f"smooth_variant must be one of {smooth.VARIANTS}, got {smooth_variant!r}")
-    smooth_slope = check_slope(slope if smooth_slope is None else smooth_slope, "smooth_slope")
-    pool_temperature, pool_share = pooling.check_proxy(pool_variant, pool_temperature,
-                                                       slope if pool_share is None else pool_share)
+    smooth_slope = check_slope(smooth_slope, "smooth_slope")
+    pool_temperature, pool_share = pooling.check_proxy(pool_variant, pool_temperature, pool_share)
     return _Settings(mode, slope, forward_slope, kinds, smooth_variant, smooth_slope, pool_variant,
                      pool_temperature, pool_share)
 
@@ -340,14 +342,14 @@ def _nothing_message(model: nn.Module, s: _Settings, what: str) -> str:
 @contextlib.contextmanager
 def patched(model: nn.Module, mode: str = "proxygrad", slope: float = 0.2, *, forward_slope: float | None = None,
             functional: bool = True, kinds: Sequence[str] | str = ("rectifiers",),
-            smooth_variant: str = smooth.DEFAULT_VARIANT, smooth_slope: float | None = None,
+            smooth_variant: str = smooth.DEFAULT_VARIANT, smooth_slope: float = smooth.DEFAULT_SLOPE,
             pool_variant: str = pooling.DEFAULT_VARIANT, pool_temperature: float = pooling.DEFAULT_TEMPERATURE,
-            pool_share: float | None = None) -> Iterator[PatchRecord]:
+            pool_share: float = pooling.DEFAULT_SHARE) -> Iterator[PatchRecord]:
     """Context manager: inside it, ``model`` uses the given mode; on exit it is restored exactly.
 
     Yields a :class:`PatchRecord`. ``kinds`` selects what changes (module docstring); the per-kind settings
     are ``smooth_variant`` / ``smooth_slope`` and ``pool_variant`` / ``pool_temperature`` / ``pool_share``
-    (slopes and shares default to ``slope``). ``functional=False`` leaves functional calls alone (e.g. for
+    (defaults: the measured best, see docs/proxies.md). ``functional=False`` leaves functional calls alone (e.g. for
     ``torch.compile``, which traces modules more cheaply than a TorchFunctionMode).
     Raises ValueError for bad arguments, and when the model has nothing of the selected kinds to change.
     """
@@ -376,8 +378,9 @@ def patched(model: nn.Module, mode: str = "proxygrad", slope: float = 0.2, *, fo
 
 def convert(model: nn.Module, mode: str = "proxygrad", slope: float = 0.2, *, forward_slope: float | None = None,
             kinds: Sequence[str] | str = ("rectifiers",), smooth_variant: str = smooth.DEFAULT_VARIANT,
-            smooth_slope: float | None = None, pool_variant: str = pooling.DEFAULT_VARIANT,
-            pool_temperature: float = pooling.DEFAULT_TEMPERATURE, pool_share: float | None = None) -> PatchRecord:
+            smooth_slope: float = smooth.DEFAULT_SLOPE, pool_variant: str = pooling.DEFAULT_VARIANT,
+            pool_temperature: float = pooling.DEFAULT_TEMPERATURE, pool_share: float = pooling.DEFAULT_SHARE
+            ) -> PatchRecord:
     """Permanently replace the modules of the selected kinds in ``model`` (in place) and return the record.
 
     Functional calls inside ``forward`` cannot be converted permanently: use :func:`patched` for models that
