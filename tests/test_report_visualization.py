@@ -65,3 +65,15 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
         files.write_json(target, {"new": 1})
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = files.write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
