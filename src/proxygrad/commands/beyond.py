@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import floats as _floats, ints as _ints, names as _names
+from ._args import floats, ints, names
 
 
 def register(sub) -> None:
@@ -11,21 +11,21 @@ def register(sub) -> None:
                             "gradient, on tiny digits networks (and optionally ResNet18 with ImageNet weights)")
     parser.add_argument("--preset", default="full", help="full (every tiny network, 20-40 minutes on 2 CPU "
                         "cores), quick (about a minute) or paper (ResNet18 with ImageNet weights, for a GPU)")
-    parser.add_argument("--networks", type=_names, default=None, help="smooth networks, e.g. convnext-gelu,vit-silu")
-    parser.add_argument("--variants", type=_names, default=None, help="subset of floor,add,leaky")
-    parser.add_argument("--slopes", type=_floats, default=None, help="smooth proxy slopes, e.g. 0.05,0.1,0.2")
-    parser.add_argument("--steps", type=_ints, default=None, help="step counts, e.g. 10,100,500")
-    parser.add_argument("--classes", type=_ints, default=None, help="digit classes, e.g. 0,3,5")
-    parser.add_argument("--seeds", type=_ints, default=None)
+    parser.add_argument("--networks", type=names, default=None, help="smooth networks, e.g. convnext-gelu,vit-silu")
+    parser.add_argument("--variants", type=names, default=None, help="subset of floor,add,leaky")
+    parser.add_argument("--slopes", type=floats, default=None, help="smooth proxy slopes, e.g. 0.05,0.1,0.2")
+    parser.add_argument("--steps", type=ints, default=None, help="step counts, e.g. 10,100,500")
+    parser.add_argument("--classes", type=ints, default=None, help="digit classes, e.g. 0,3,5")
+    parser.add_argument("--seeds", type=ints, default=None)
     parser.add_argument("--regularization", default=None, help="none or paper (default: none)")
-    parser.add_argument("--pool-networks", type=_names, default=None, help="e.g. poolcnn-a,poolcnn-b ('' for none)")
-    parser.add_argument("--temperatures", type=_floats, default=None, help="softmax pooling proxy temperatures")
-    parser.add_argument("--shares", type=_floats, default=None, help="share pooling proxy shares")
+    parser.add_argument("--pool-networks", type=names, default=None, help="e.g. poolcnn-a,poolcnn-b ('' for none)")
+    parser.add_argument("--temperatures", type=floats, default=None, help="softmax pooling proxy temperatures")
+    parser.add_argument("--shares", type=floats, default=None, help="share pooling proxy shares")
     parser.add_argument("--no-exact", action="store_true", help="skip the exact maxima (MILP)")
     parser.add_argument("--exact-time-limit", type=float, default=None, help="seconds per MILP (default 60)")
     parser.add_argument("--model", default=None, help="also run the paper's recipe on this model, e.g. resnet18")
     parser.add_argument("--weights", default=None, help="its weights, e.g. IMAGENET1K_V1 or a file")
-    parser.add_argument("--model-classes", type=_names, default=None, help="class names or indices of --model")
+    parser.add_argument("--model-classes", type=names, default=None, help="class names or indices of --model")
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=None, help="run directory; an existing one is resumed "
                         "(default: runs/beyond-PRESET-DATE-TIME)")
