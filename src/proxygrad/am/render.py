@@ -4,11 +4,14 @@ Images live in [-1, 1]^(C, H, W). Each image has its own objective and its own s
 at once and gives the same images as rendering them one at a time, because every random number an image
 uses (its initial noise, its transforms) comes from its own generator.
 
-One step, for every image of the batch:
-    g  = d objective(original-forward, proxy-backward) / d x       (through the random input transforms)
-    g  = fluid filter of g                                          (scheme, optional)
-    d  = lr * g / ||g||_2   (normalized, the paper's)  |  lr * g  (plain)  |  Adam(g)
-    x  = clamp(after_step(elastic filter of (x + d)), -1, 1)       (after_step: the paper's blur + rotation)
+The optimizer changes a parameter p: the image itself (``pixel``, the paper's) or a spectrum it is made from
+(``fourier``, ``maco``; see parametrizations.py), x = image(p). One step, for every image of the batch:
+    g  = d objective(original-forward, proxy-backward) / d p       (through the random input transforms;
+                                                                    a multi-view transform such as MACO's
+                                                                    crops scores the mean over the views)
+    g  = fluid filter of g                                          (scheme, optional; pixel only)
+    d  = lr * g / ||g||_2 (normalized, the paper's) | lr * g (plain) | Adam(g) | NAdam(g)
+    p  = p + d; pixel only: p = clamp(after_step(elastic filter of p), -1, 1)  (after_step: blur + rotation)
 An image whose gradient is zero or not finite is left unchanged for that step, and the step is counted.
 Every score reported is computed by the ORIGINAL network (never by the proxy).
 """
@@ -18,26 +21,34 @@ import contextlib
 import copy
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..models.spec import InputSpec
 from ..surrogates import MODES, patched
 from ..surrogates.rectifier import check_slope
-from .init import initial_images
-from .objectives import OUTPUT, ImagePenalty, Objective, batch_scores, check_layers, run_and_capture
+from .objectives import (
+    INPUT,
+    OUTPUT,
+    ImagePenalty,
+    Objective,
+    batch_scores,
+    check_layers,
+    run_and_capture,
+)
+from .parametrizations import Pixel, parametrization
 from .penalties import l2, total_variation
 from .schemes import Scheme
 from .transforms import Transform
 
 PAPER_LR, PAPER_NUMEL = 25.0, 3 * 224 * 224
-STEP_RULES = ("normalized", "plain", "adam")
+STEP_RULES = ("normalized", "plain", "adam", "nadam")
+DEFAULT_LR = {"plain": 1.0, "adam": 0.05, "nadam": 1.0}
 SLOPE_SCHEDULES = ("constant", "linear-to-zero")
 PRECISIONS = ("fp32", "bf16")
 
@@ -67,6 +78,16 @@ class Regularization:
     def n_random(self) -> int:
         return sum(t.n_random for t in (self.augment, self.after_step) if t is not None)
 
+    @property
+    def views(self) -> int:
+        """How many model inputs ``augment`` makes of each image (MACO's crops: several)."""
+        return getattr(self.augment, "views", 1)
+
+    @property
+    def acts_on_pixels(self) -> bool:
+        """True when something changes the iterate itself (after-step transforms, a scheme's filters)."""
+        return self.after_step is not None or self.scheme.fluid is not None or self.scheme.elastic is not None
+
     def penalties(self) -> list[Objective]:
         terms = []
         if self.tv:
@@ -84,7 +105,12 @@ class RenderConfig:
     ``init_sigma`` is added to either). ``deterministic`` turns oneDNN off on the CPU while rendering, so that the
     images are bitwise reproducible and independent of the batch size (oneDNN picks batch-dependent
     algorithms). ``lr=None`` means the paper's 25 for 3x224x224, scaled by
-    sqrt(C*H*W / (3*224*224)) so that the step per pixel matches (normalized rule); 1.0 (plain); 0.05 (adam).
+    sqrt(C*H*W / (3*224*224)) so that the step per pixel matches (normalized rule); 1.0 (plain); 0.05 (adam);
+    1.0 (nadam, MACO's). ``parametrization``: "pixel", "fourier", "maco" or such an object (parametrizations.py);
+    the others than pixel take input transforms (``regularization.augment``) but no after-step transforms,
+    schemes, octaves or start image. ``image_size`` (H, W) renders the parametrized image at another size than
+    the model's (MACO's large buffer); the model sees the transformed views resized to its own size.
+    ``temperature`` is the softgate surrogate's (method "softgate").
     ``slope_schedule="linear-to-zero"`` anneals the slope of ``leaky``/``proxygrad`` linearly from ``slope`` at
     the first step to 0 at the last (over all octaves): for a ReLU network the last steps then follow the true
     gradient (for a Leaky ReLU network the end point 0 lies below the network's own slope).
@@ -109,15 +135,21 @@ class RenderConfig:
     slope_schedule: str = "constant"
     precision: str = "fp32"
     channels_last: bool = False
+    parametrization: object = field(default_factory=Pixel)
+    image_size: tuple[int, int] | None = None
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in MODES:
             raise ValueError(f"method must be one of {MODES}, got {self.method!r}")
         check_slope(self.slope, "slope")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature}")
         if self.slope_schedule not in SLOPE_SCHEDULES:
             raise ValueError(f"slope_schedule must be one of {SLOPE_SCHEDULES}, got {self.slope_schedule!r}")
-        if self.slope_schedule != "constant" and self.method == "relu":
+        if self.slope_schedule != "constant" and self.method not in ("leaky", "proxygrad"):
             raise ValueError(f"slope_schedule={self.slope_schedule!r} needs method 'leaky' or 'proxygrad'")
+        self._check_parametrization()
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.step_rule not in STEP_RULES:
@@ -128,6 +160,26 @@ class RenderConfig:
             raise ValueError(f"memory_mb must be > 0, got {self.memory_mb}")
         if not (self.init_sigma >= 0 and math.isfinite(self.init_sigma)):
             raise ValueError(f"init_sigma must be finite and >= 0, got {self.init_sigma}")
+
+    def _check_parametrization(self) -> None:
+        if isinstance(self.parametrization, str):
+            self.parametrization = parametrization(self.parametrization)
+        if self.image_size is not None:
+            size = tuple(int(v) for v in self.image_size)
+            if len(size) != 2 or min(size) < 1:
+                raise ValueError(f"image_size must be (H, W) with H, W >= 1, got {self.image_size!r}")
+            self.image_size = size
+        if self.parametrization.pixel_space:
+            return
+        name = self.parametrization.name
+        if self.regularization.acts_on_pixels:
+            raise ValueError(f"parametrization {name!r} optimizes a spectrum: after-step transforms (blur, "
+                             "rotation) and fluid/elastic schemes act on pixels; use input transforms instead "
+                             "(e.g. the lucent recipe) or parametrization 'pixel'")
+        if self.octaves:
+            raise ValueError(f"octaves need parametrization 'pixel', not {name!r}")
+        if self.init_image is not None:
+            raise ValueError(f"a start image needs parametrization 'pixel', not {name!r}")
 
     def schedule(self) -> tuple[Octave, ...]:
         return self.octaves or (Octave(1.0, self.steps, self.lr),)
@@ -143,7 +195,9 @@ class RenderConfig:
         lr = octave.lr if octave.lr is not None else self.lr
         if lr is not None:
             return lr
-        return {"normalized": PAPER_LR * math.sqrt(numel / PAPER_NUMEL), "plain": 1.0, "adam": 0.05}[self.step_rule]
+        if self.step_rule == "normalized":
+            return PAPER_LR * math.sqrt(numel / PAPER_NUMEL)
+        return DEFAULT_LR[self.step_rule]
 
 
 @dataclass
@@ -245,9 +299,9 @@ class _Stepper:
         self.rule = rule
         self.zero = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         self.nonfinite = torch.zeros_like(self.zero)
-        self.moment1 = torch.zeros_like(x) if rule == "adam" else None
-        self.moment2 = torch.zeros_like(x) if rule == "adam" else None
-        self.t = 0
+        self.moment1 = torch.zeros_like(x) if rule in ("adam", "nadam") else None
+        self.moment2 = torch.zeros_like(x) if rule in ("adam", "nadam") else None
+        self.t, self.mu_product = 0, 1.0
 
     def update(self, g: Tensor, lr: float) -> Tensor:
         norm = g.flatten(1).norm(dim=1)
@@ -261,6 +315,8 @@ class _Stepper:
             return lr * g / torch.where(ok, norm.view_as(ok), torch.ones_like(norm.view_as(ok)))
         if self.rule == "plain":
             return lr * g
+        if self.rule == "nadam":
+            return self._nadam(g, lr, ok)
         return self._adam(g, lr, ok)
 
     def _adam(self, g: Tensor, lr: float, ok: Tensor, betas=(0.9, 0.999), eps=1e-8) -> Tensor:
@@ -270,6 +326,20 @@ class _Stepper:
         m_hat = self.moment1 / (1 - betas[0] ** self.t)
         v_hat = self.moment2 / (1 - betas[1] ** self.t)
         return torch.where(ok, lr * m_hat / (v_hat.sqrt() + eps), torch.zeros_like(g))
+
+    def _nadam(self, g: Tensor, lr: float, ok: Tensor, betas=(0.9, 0.999), eps=1e-8,
+               momentum_decay=4e-3) -> Tensor:
+        """torch.optim.NAdam's update (Dozat 2016 with its momentum schedule), per image."""
+        self.t += 1
+        mu = betas[0] * (1 - 0.5 * 0.96 ** (self.t * momentum_decay))
+        mu_next = betas[0] * (1 - 0.5 * 0.96 ** ((self.t + 1) * momentum_decay))
+        self.mu_product *= mu
+        self.moment1.lerp_(g, 1 - betas[0])
+        self.moment2.mul_(betas[1]).addcmul_(g, g, value=1 - betas[1])
+        denom = (self.moment2 / (1 - betas[1] ** self.t)).sqrt() + eps
+        step = (lr * (1 - mu) / (1 - self.mu_product)) * g / denom \
+            + (lr * mu_next / (1 - self.mu_product * mu_next)) * self.moment1 / denom
+        return torch.where(ok, step, torch.zeros_like(g))
 
 
 def all_uniforms(n_random: int, generators: Sequence[torch.Generator], steps: int, device, dtype) -> Tensor:
@@ -298,6 +368,8 @@ def _normalizer(spec: InputSpec, like: Tensor, channels_last: bool = False):
 
 def _patch(proxy: nn.Module, config: RenderConfig, slope: float):
     """The proxy patched for ``config.method`` with backward slope ``slope`` (a context manager)."""
+    if config.method == "softgate":
+        return patched(proxy, config.method, slope, temperature=config.temperature)
     return patched(proxy, config.method, slope)
 
 
@@ -317,47 +389,80 @@ def _score(model: nn.Module, to_input, objectives: Sequence[Objective], x: Tenso
         return batch_scores(objectives, capture), capture[OUTPUT].flatten(1).argmax(1)
 
 
+def _views(objectives: Sequence[Objective], images: Tensor, views: int) -> tuple[list[Objective], Tensor]:
+    """Objectives and images repeated for ``views`` model inputs per image (row b * views + v is image b)."""
+    if views == 1:
+        return list(objectives), images
+    repeated = [o for o in objectives for _ in range(views)]
+    if any(INPUT in o.layers for o in objectives):  # image penalties read the images
+        return repeated, images.repeat_interleave(views, 0)
+    return repeated, images[:1].expand(views * len(images), *images.shape[1:])  # unread: a view, no copy
+
+
+def _ascent_value(proxy, full, layers, to_input, reg: Regularization, x: Tensor, u_augment: Tensor,
+                  model_size: tuple[int, int]) -> Tensor:
+    """(B,) objective values of the proxy (through the input transforms; mean over views)."""
+    seen = reg.augment.apply(x, u_augment) if reg.augment is not None else x
+    views = seen.shape[0] // x.shape[0]
+    objectives, images = _views(full, x, views)
+    capture = run_and_capture(proxy, images, to_input(_resize(seen, model_size)), layers)
+    return batch_scores(objectives, capture).float().view(x.shape[0], views).mean(1)
+
+
+def _layers(objectives: Sequence[Objective]) -> frozenset[str]:
+    return frozenset().union(*(o.layers for o in objectives))
+
+
 def _render_batch(model, proxy, spec, objectives, seeds, config, device, bar) -> dict:
     penalties = config.regularization.penalties()
     full = [sum([o, *penalties]) if penalties else o for o in objectives]
-    layers = frozenset().union(*(o.layers for o in full))
+    layers = _layers(full)
     generators = image_generators(seeds)
-    reg = config.regularization
-    x = initial_images(spec, seeds, config.init_sigma, device, start=config.init_image)
-    base_size = spec.size
+    reg, param = config.regularization, config.parametrization
+    base_size = tuple(config.image_size or spec.size)
+    p = param.init(spec, seeds, base_size, config.init_sigma, device, start=config.init_image)
     trace, trace_steps, step_index = [], [], 0
-    stepper = _Stepper(config.step_rule, x)
-    to_input, score_input = _normalizer(spec, x, config.channels_last), _normalizer(spec, x)
-    uniforms = all_uniforms(reg.n_random, generators, sum(o.steps for o in config.schedule()), device, x.dtype)
+    stepper = _Stepper(config.step_rule, p)
+    to_input, score_input = _normalizer(spec, p, config.channels_last), _normalizer(spec, p)
+    score = lambda q, size: _score(model, score_input, objectives,
+                                   _resize(param.image(q, size), spec.size), layers)
+    uniforms = all_uniforms(reg.n_random, generators, sum(o.steps for o in config.schedule()), device, p.dtype)
+    size = base_size
     for octave in config.schedule():
-        size = tuple(max(1, round(octave.scale * s)) for s in base_size)
-        x = _resize(x, size).clamp(-1, 1)
-        if stepper.moment1 is not None and stepper.moment1.shape != x.shape:
-            stepper = _Stepper(config.step_rule, x)
-        lr = config.step_size(octave, x[0].numel())
+        if param.pixel_space:
+            size = tuple(max(1, round(octave.scale * s)) for s in base_size)
+            p = _resize(p, size).clamp(-1, 1)
+            if stepper.moment1 is not None and stepper.moment1.shape != p.shape:
+                stepper = _Stepper(config.step_rule, p)
+        lr = config.step_size(octave, p[0].numel())
         for _ in range(octave.steps):
             if step_index % config.trace_every == 0:
-                trace.append(_score(model, score_input, objectives, _resize(x, base_size), layers)[0])
+                trace.append(score(p, size)[0])
                 trace_steps.append(step_index)
             u_augment, u_after = _split(uniforms[step_index], reg)
-            x = x.detach().requires_grad_(True)
-            seen = reg.augment.apply(x, u_augment) if reg.augment is not None else x
+            p = p.detach().requires_grad_(True)
             with _patched_for_step(proxy, config, step_index), _autocast(config, device):
-                capture = run_and_capture(proxy, x, to_input(seen), layers)
-                (g,) = torch.autograd.grad(batch_scores(full, capture).float().sum(), x)
+                value = _ascent_value(proxy, full, layers, to_input, reg, param.image(p, size), u_augment, spec.size)
+                (g,) = torch.autograd.grad(value.sum(), p)
             step = stepper.update(reg.scheme.filter_update(g), lr)
             with torch.no_grad():
-                x = reg.scheme.filter_image(x + step)
-                if reg.after_step is not None:
-                    x = reg.after_step.apply(x, u_after)
-                x = x.clamp(-1, 1)
+                p = p + step
+                if param.pixel_space:
+                    p = reg.scheme.filter_image(p)
+                    if reg.after_step is not None:
+                        p = reg.after_step.apply(p, u_after)
+                    p = p.clamp(-1, 1)
             step_index += 1
             bar.update(len(seeds))
-    x = _resize(x.detach(), base_size).clamp(-1, 1)
-    activation, predicted = _score(model, score_input, objectives, x, layers)
+    p = p.detach()
+    if param.pixel_space:
+        p, size = _resize(p, base_size).clamp(-1, 1), base_size
+    activation, predicted = score(p, size)
     trace.append(activation)
     trace_steps.append(step_index)
-    return {"images": x.cpu(), "activation": activation.cpu(), "predicted": predicted.cpu(),
+    with torch.no_grad():
+        images = param.image(p, size)
+    return {"images": images.cpu(), "activation": activation.cpu(), "predicted": predicted.cpu(),
             "trace": torch.stack(trace, 1).cpu(), "trace_steps": trace_steps,
             "zero": stepper.zero.cpu(), "nonfinite": stepper.nonfinite.cpu()}
 
@@ -365,10 +470,11 @@ def _render_batch(model, proxy, spec, objectives, seeds, config, device, bar) ->
 def bytes_per_image(proxy: nn.Module, spec: InputSpec, layers: frozenset[str], config: RenderConfig,
                     device) -> int:
     """Estimated memory of one image in a rendering step: the tensors autograd saves for the backward pass
-    of one image at the largest octave (distinct storages, measured), plus ten image-sized buffers (x, its
-    gradient, the update, Adam's moments, transform outputs)."""
+    of one model input at the largest octave (distinct storages, measured) times the views per image, plus
+    ten image-sized buffers (x, its gradient, the update, Adam's moments, transform outputs)."""
     scale = max(o.scale for o in config.schedule())
     size = tuple(max(1, round(scale * s)) for s in spec.size)
+    image = tuple(max(1, round(scale * s)) for s in (config.image_size or spec.size))
     x = torch.zeros(1, spec.channels, *size, device=device, requires_grad=True)
     storages: dict[int, int] = {}
 
@@ -378,7 +484,8 @@ def bytes_per_image(proxy: nn.Module, spec: InputSpec, layers: frozenset[str], c
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         run_and_capture(proxy, x, spec.to_model_input(x), layers)
-    return sum(storages.values()) + 10 * x.numel() * x.element_size()
+    views = config.regularization.views
+    return views * sum(storages.values()) + 10 * spec.channels * image[0] * image[1] * x.element_size()
 
 
 def images_per_batch(proxy, spec, layers, config: RenderConfig, device) -> int:
@@ -423,7 +530,7 @@ def render(model: nn.Module, spec: InputSpec, objectives: Sequence[Objective], s
         with _cpu_threads(device, batch * spec.channels * round(scale * spec.size[0]) * round(scale * spec.size[1])):
             for rows in _chunks(len(objectives), batch):
                 parts.append(_render_batch(model, proxy, spec, objectives[rows], seeds[rows], config, device, bar))
-    cat = lambda key: torch.cat([p[key] for p in parts])  # noqa: E731
+    cat = lambda key: torch.cat([p[key] for p in parts])
     return RenderResult(images=cat("images"), objectives=[o.name for o in objectives], seeds=list(seeds),
                         activation=cat("activation"), predicted=cat("predicted"), trace=cat("trace"),
                         trace_steps=parts[0]["trace_steps"], zero_gradient_steps=cat("zero"),

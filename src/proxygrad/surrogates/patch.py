@@ -6,6 +6,9 @@ Modes (the paper's Sections 4-5):
 - ``leaky``: every rectifier becomes a Leaky ReLU with slope ``slope`` in forward AND backward (rectifiers only).
 - ``proxygrad``: every changed operation keeps its forward and uses a proxy backward: rectifiers keep their
   forward slope (ReLU: 0; Leaky ReLU: its own; or ``forward_slope`` when given) and use ``slope`` backward.
+- ``redirected``, ``redirected-captum``, ``softgate``, ``guided``: the field's other backward rules for
+  rectifiers (rectifiers only; :mod:`.gates`), forward unchanged; ``softgate`` uses ``temperature``.
+  ``guided`` is not an ascent direction: :func:`is_ascent` says so (:data:`NOT_ASCENT`).
 
 Kinds (``kinds=``; default ``("rectifiers",)``, ``"all"`` for every kind):
 - ``rectifiers``: ``nn.ReLU`` / ``nn.LeakyReLU`` / ``nn.ReLU6`` and ``F.relu``, ``torch.relu``, ``F.relu_``,
@@ -37,19 +40,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from . import pooling, smooth
+from . import gates, pooling, smooth
+from .gates import NOT_ASCENT, GateReLU, gate_relu
 from .pooling import ProxyMaxPool2d, proxy_max_pool2d
 from .rectifier import ProxyGradReLU, check_slope, proxygrad_relu
 from .smooth import SmoothProxy, smooth_proxy
 
-MODES = ("relu", "leaky", "proxygrad")
+MODES = ("relu", "leaky", "proxygrad") + gates.RULES
 KINDS = ("rectifiers", "smooth", "pooling")
 RECTIFIER_MODULES = (nn.ReLU, nn.LeakyReLU, nn.ReLU6)
 SMOOTH_MODULES = tuple(smooth.MODULE_FUNCTIONS)
 POOLING_MODULES = (nn.MaxPool2d,)
 _KIND_NAMES = {"rectifiers": "ReLU, LeakyReLU or ReLU6", "smooth": "GELU, SiLU, Mish, ELU or Hardswish",
                "pooling": "MaxPool2d"}
-_PROXY_CLASSES = {"rectifiers": "proxygrad.ProxyGradReLU", "smooth": "proxygrad.surrogates.smooth.SmoothProxy",
+_PROXY_CLASSES = {"rectifiers": "proxygrad.ProxyGradReLU (or proxygrad.surrogates.GateReLU)",
+                  "smooth": "proxygrad.surrogates.smooth.SmoothProxy",
                   "pooling": "proxygrad.surrogates.pooling.ProxyMaxPool2d"}
 
 
@@ -94,10 +99,19 @@ class _Settings:
     pool_variant: str
     pool_temperature: float
     pool_share: float
+    temperature: float = 1.0
 
     @property
     def pool(self) -> dict:
         return {"variant": self.pool_variant, "temperature": self.pool_temperature, "share": self.pool_share}
+
+
+def is_ascent(mode: str) -> bool:
+    """Whether ``mode``'s gradient is meant as an ascent direction of the objective (False for ``guided``,
+    which drops every negative signal at every rectifier). ValueError for an unknown mode."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return mode not in NOT_ASCENT
 
 
 def module_kind(module: nn.Module) -> str | None:
@@ -130,6 +144,8 @@ def _replacement(module: nn.Module, s: _Settings) -> nn.Module | None:
         return SmoothProxy.like(module, s.smooth_variant, s.smooth_slope)
     if kind == "pooling":
         return ProxyMaxPool2d.like(module, **s.pool)
+    if s.mode in gates.RULES:
+        return GateReLU.like(module, s.mode, s.temperature, s.forward_slope)
     fwd, bwd = _slopes(s.mode, s.slope, _own_forward_slope(module), s.forward_slope)
     upper = 6.0 if isinstance(module, nn.ReLU6) else None
     return ProxyGradReLU(backward_slope=bwd, forward_slope=fwd, inplace=module.inplace, upper=upper)
@@ -224,6 +240,8 @@ class _FunctionalProxies(TorchFunctionMode):
     def _apply(self, x, own_forward, inplace, upper=None):
         self.record.count_call("rectifiers")
         fwd, bwd = _slopes(self.s.mode, self.s.slope, own_forward, self.s.forward_slope)
+        if self.s.mode in gates.RULES:
+            return gate_relu(x, self.s.mode, self.s.temperature, fwd, inplace=inplace, upper=upper)
         return proxygrad_relu(x, bwd, fwd, inplace=inplace, upper=upper)
 
     def _relu(self, x, inplace=False):
@@ -314,7 +332,7 @@ def _kinds(kinds) -> tuple[str, ...]:
 def _validate(model: nn.Module, mode: str, slope: float, forward_slope: float | None = None, kinds=("rectifiers",),
               smooth_variant: str = smooth.DEFAULT_VARIANT, smooth_slope: float = smooth.DEFAULT_SLOPE,
               pool_variant: str = pooling.DEFAULT_VARIANT, pool_temperature: float = pooling.DEFAULT_TEMPERATURE,
-              pool_share: float = pooling.DEFAULT_SHARE) -> _Settings:
+              pool_share: float = pooling.DEFAULT_SHARE, temperature: float = 1.0) -> _Settings:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if mode not in MODES:
@@ -322,16 +340,20 @@ def _validate(model: nn.Module, mode: str, slope: float, forward_slope: float | 
     slope = check_slope(slope, "slope")
     if forward_slope is not None:
         forward_slope = check_slope(forward_slope, "forward_slope")
+    temperature = gates.check_temperature(temperature)
     kinds = _kinds(kinds)
     if mode == "leaky" and set(kinds) - {"rectifiers"}:
         raise ValueError("mode 'leaky' changes the forward pass and is defined for rectifiers only; use "
                          "mode='proxygrad' for smooth activations and pooling, or kinds=('rectifiers',)")
+    if mode in gates.RULES and set(kinds) - {"rectifiers"}:
+        raise ValueError(f"mode {mode!r} is a backward rule for rectifiers only; use mode='proxygrad' for "
+                         "smooth activations and pooling, or kinds=('rectifiers',)")
     if smooth_variant not in smooth.VARIANTS:
         raise ValueError(f"smooth_variant must be one of {smooth.VARIANTS}, got {smooth_variant!r}")
     smooth_slope = check_slope(smooth_slope, "smooth_slope")
     pool_temperature, pool_share = pooling.check_proxy(pool_variant, pool_temperature, pool_share)
     return _Settings(mode, slope, forward_slope, kinds, smooth_variant, smooth_slope, pool_variant,
-                     pool_temperature, pool_share)
+                     pool_temperature, pool_share, temperature)
 
 
 def _nothing_message(model: nn.Module, s: _Settings, what: str) -> str:
@@ -344,17 +366,18 @@ def patched(model: nn.Module, mode: str = "proxygrad", slope: float = 0.2, *, fo
             functional: bool = True, kinds: Sequence[str] | str = ("rectifiers",),
             smooth_variant: str = smooth.DEFAULT_VARIANT, smooth_slope: float = smooth.DEFAULT_SLOPE,
             pool_variant: str = pooling.DEFAULT_VARIANT, pool_temperature: float = pooling.DEFAULT_TEMPERATURE,
-            pool_share: float = pooling.DEFAULT_SHARE) -> Iterator[PatchRecord]:
+            pool_share: float = pooling.DEFAULT_SHARE, temperature: float = 1.0) -> Iterator[PatchRecord]:
     """Context manager: inside it, ``model`` uses the given mode; on exit it is restored exactly.
 
     Yields a :class:`PatchRecord`. ``kinds`` selects what changes (module docstring); the per-kind settings
     are ``smooth_variant`` / ``smooth_slope`` and ``pool_variant`` / ``pool_temperature`` / ``pool_share``
-    (defaults: the measured best, see docs/proxies.md). ``functional=False`` leaves functional calls alone (e.g. for
-    ``torch.compile``, which traces modules more cheaply than a TorchFunctionMode).
+    (defaults: the measured best, see docs/proxies.md). ``temperature`` (> 0, in units of the rectifiers'
+    inputs) is mode ``softgate``'s; the gate modes ignore ``slope``. ``functional=False`` leaves functional
+    calls alone (e.g. for ``torch.compile``, which traces modules more cheaply than a TorchFunctionMode).
     Raises ValueError for bad arguments, and when the model has nothing of the selected kinds to change.
     """
     s = _validate(model, mode, slope, forward_slope, kinds, smooth_variant, smooth_slope, pool_variant,
-                  pool_temperature, pool_share)
+                  pool_temperature, pool_share, temperature)
     record = PatchRecord(mode=mode, slope=s.slope, kinds=s.kinds)
     if mode == "relu":
         yield record
@@ -379,15 +402,15 @@ def patched(model: nn.Module, mode: str = "proxygrad", slope: float = 0.2, *, fo
 def convert(model: nn.Module, mode: str = "proxygrad", slope: float = 0.2, *, forward_slope: float | None = None,
             kinds: Sequence[str] | str = ("rectifiers",), smooth_variant: str = smooth.DEFAULT_VARIANT,
             smooth_slope: float = smooth.DEFAULT_SLOPE, pool_variant: str = pooling.DEFAULT_VARIANT,
-            pool_temperature: float = pooling.DEFAULT_TEMPERATURE, pool_share: float = pooling.DEFAULT_SHARE
-            ) -> PatchRecord:
+            pool_temperature: float = pooling.DEFAULT_TEMPERATURE, pool_share: float = pooling.DEFAULT_SHARE,
+            temperature: float = 1.0) -> PatchRecord:
     """Permanently replace the modules of the selected kinds in ``model`` (in place) and return the record.
 
     Functional calls inside ``forward`` cannot be converted permanently: use :func:`patched` for models that
     use them (a ValueError says so when a model has no module of the selected kinds at all).
     """
     s = _validate(model, mode, slope, forward_slope, kinds, smooth_variant, smooth_slope, pool_variant,
-                  pool_temperature, pool_share)
+                  pool_temperature, pool_share, temperature)
     record = PatchRecord(mode=mode, slope=s.slope, kinds=s.kinds)
     if mode == "relu":
         return record
