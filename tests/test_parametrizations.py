@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from proxygrad.am.colour import recorrelate
 from proxygrad.am.objectives import class_logit
-from proxygrad.am.parametrizations import Fourier, Maco, Pixel, frequencies, parametrization
+from proxygrad.am.parametrizations import Fourier, Maco, frequencies, parametrization
 from proxygrad.am.peer_transforms import LUCENT_ANGLES, LUCENT_SCALES, LucentStandard, MacoCrops, hashed_uniform
 from proxygrad.am.recipes import RECIPES, recipe_config
 from proxygrad.am.render import RenderConfig, Regularization, _Stepper, render

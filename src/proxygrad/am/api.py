@@ -7,6 +7,7 @@ import torch.nn as nn
 
 from ..models import LoadedModel, load
 from ..models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
+from . import recipes
 from .objectives import Objective, class_logit, parse
 from .render import RenderConfig, RenderResult, render
 
@@ -58,16 +59,30 @@ def _check_classes(objectives: Sequence[Objective], spec: InputSpec) -> None:
                              f"(0..{spec.num_classes - 1})")
 
 
-def visualize(model, objectives=None, *, method: str = "proxygrad", slope: float = 0.075, steps: int = 500,
-              seeds: Sequence[int] = (0,), spec: InputSpec | None = None, device=None, **config) -> RenderResult:
-    """Render every objective from every seed with ``method`` (relu | leaky | proxygrad).
+def visualize(model, objectives=None, *, method: str = "proxygrad", slope: float = 0.075, steps: int | None = None,
+              seeds: Sequence[int] = (0,), spec: InputSpec | None = None, device=None, recipe: str | None = None,
+              **config) -> RenderResult:
+    """Render every objective from every seed with ``method`` (relu, leaky, proxygrad, redirected,
+    redirected-captum, softgate, guided).
 
     ``model``: a name (torchvision, timm, a checkpoint path, or None for the bundled default), a LoadedModel
-    or an nn.Module. Further keywords go to :class:`RenderConfig` (lr, step_rule, regularization, octaves,
-    batch_size, init_sigma, ...). Images come back in [-1, 1], scored by the original network.
+    or an nn.Module. ``recipe`` ("paper", "lucent", "maco"; see recipes.py) starts from that recipe's settings
+    (its own step count unless ``steps`` is given; ``spectrum=`` picks maco's magnitude); without it the
+    settings are :class:`RenderConfig`'s (500 steps). Further keywords go to :class:`RenderConfig` and override
+    the recipe's (lr, step_rule, parametrization, regularization, temperature, octaves, batch_size, ...).
+    Images come back in [-1, 1], scored by the original network.
     """
+    if recipe is not None:
+        recipes.recipe(recipe)  # an unknown name fails before the model loads
+    elif "spectrum" in config:
+        raise ValueError("spectrum= goes with recipe='maco' (or give parametrization=Maco(spectrum=...))")
+    if steps is not None:
+        config["steps"] = steps
     module, spec, _ = resolve_model(model, spec, device)
     objectives = resolve_objectives(objectives, spec)
     jobs = [(o, s) for o in objectives for s in seeds]
-    config = RenderConfig(method=method, slope=slope, steps=steps, **config)
-    return render(module, spec, [o for o, _ in jobs], [s for _, s in jobs], config, device=device)
+    if recipe is None:
+        render_config = RenderConfig(method=method, slope=slope, **config)
+    else:
+        render_config = recipes.recipe_config(recipe, spec, method=method, slope=slope, **config)
+    return render(module, spec, [o for o, _ in jobs], [s for _, s in jobs], render_config, device=device)

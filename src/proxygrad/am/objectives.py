@@ -12,7 +12,6 @@ Text form (``parse``): ``3`` or ``logit:3`` or ``class:cat`` (a class logit), ``
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -204,34 +203,66 @@ def check_layers(model: nn.Module, objectives: Sequence[Objective]) -> None:
                 raise ValueError(f"unknown layer {layer!r}; closest: {near or list(names)[1:20]}")
 
 
-@dataclass
-class _Hooks:
-    handles: list
+class Capturer:
+    """Forward hooks on the modules of ``model`` named in ``layers`` (``"input"`` and ``"output"`` need none),
+    registered once for many forwards (a context manager: registered on enter, removed on exit). Calling it
+    runs one forward and returns that forward's capture, so a loop pays for the hooks once, and a compiled
+    :attr:`forward` sees the same hooks at every call (no recompilation).
 
-    def remove(self) -> None:
-        for handle in self.handles:
+    ``forward(model_input) -> (output, [activation or None per name in names])`` is the traced part; assign a
+    compiled version of it to ``capturer.forward`` to compile the network's forward with its captures."""
+
+    def __init__(self, model: nn.Module, layers: frozenset[str]):
+        self.model = model
+        self.names = sorted(set(layers) - {INPUT, OUTPUT})
+        self._store: dict[str, Tensor] = {}
+        self._handles: list = []
+        self._recording = False  # hooks keep nothing outside this capturer's own calls
+        self.forward = self._forward
+
+    def __enter__(self) -> "Capturer":
+        modules = dict(self.model.named_modules())
+        self._handles = [modules[name].register_forward_hook(self._keep(name)) for name in self.names]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
             handle.remove()
+        self._handles = []
+        self._store.clear()
+
+    def _keep(self, name: str):
+        def hook(module, args, output):
+            if self._recording:
+                self._store[name] = output
+        return hook
+
+    def _forward(self, model_input: Tensor) -> tuple[Tensor, list[Tensor | None]]:
+        output = self.model(model_input)
+        return output, [self._store.get(name) for name in self.names]
+
+    def __call__(self, images: Tensor, model_input: Tensor) -> Capture:
+        """The capture of one forward of ``model_input``; ``images`` are the same images in [-1, 1]."""
+        self._recording = True
+        try:
+            output, activations = self.forward(model_input)
+        finally:
+            self._recording = False
+            self._store.clear()  # no references kept between calls
+        capture: Capture = {INPUT: images}
+        capture.update((n, a) for n, a in zip(self.names, activations) if a is not None)
+        capture[OUTPUT] = output
+        return capture
 
 
 def run_and_capture(model: nn.Module, images: Tensor, model_input: Tensor, layers: frozenset[str]) -> Capture:
     """Forward ``model_input`` through ``model``, hooking only the modules in ``layers`` (removed after).
 
-    ``images`` are the same images in [-1, 1] (for image penalties). Returns the capture dict.
+    ``images`` are the same images in [-1, 1] (for image penalties). Returns the capture dict. For many
+    forwards, enter one :class:`Capturer` instead (hooks registered once).
     """
-    capture: Capture = {INPUT: images}
-    modules = dict(model.named_modules())
-
-    def keep(name):
-        def hook(module, args, output):
-            capture[name] = output
-        return hook
-
-    hooks = _Hooks([modules[name].register_forward_hook(keep(name)) for name in layers - {INPUT, OUTPUT}])
-    try:
-        capture[OUTPUT] = model(model_input)
-    finally:
-        hooks.remove()
-    return capture
+    with Capturer(model, layers) as capturer:
+        return capturer(images, model_input)
 
 
 def batch_scores(objectives: Sequence[Objective], capture: Capture) -> Tensor:

@@ -35,6 +35,7 @@ from ..surrogates.rectifier import check_slope
 from .objectives import (
     INPUT,
     OUTPUT,
+    Capturer,
     ImagePenalty,
     Objective,
     batch_scores,
@@ -102,8 +103,8 @@ class RenderConfig:
     """Settings of one rendering. ``batch_size`` caps the images per batch; ``memory_mb``, when given,
     lowers it to what an estimate of the memory per image allows (see :func:`images_per_batch`).
     ``init_image`` (C, H, W) in [-1, 1] replaces the gray start (noise of std
-    ``init_sigma`` is added to either). ``deterministic`` turns oneDNN off on the CPU while rendering, so that the
-    images are bitwise reproducible and independent of the batch size (oneDNN picks batch-dependent
+    ``init_sigma`` is added to either). ``deterministic`` turns oneDNN and NNPACK off on the CPU while rendering, so
+    that the images are bitwise reproducible and independent of the batch size (both pick batch-dependent
     algorithms). ``lr=None`` means the paper's 25 for 3x224x224, scaled by
     sqrt(C*H*W / (3*224*224)) so that the step per pixel matches (normalized rule); 1.0 (plain); 0.05 (adam);
     1.0 (nadam, MACO's). ``parametrization``: "pixel", "fourier", "maco" or such an object (parametrizations.py);
@@ -116,7 +117,11 @@ class RenderConfig:
     gradient (for a Leaky ReLU network the end point 0 lies below the network's own slope).
     ``precision="bf16"`` runs the proxy's forward and backward under bfloat16 autocast (images, updates and
     every reported score stay float32, from the original network); ``channels_last`` feeds the model
-    channels-last inputs (faster convolutions on GPUs)."""
+    channels-last inputs (faster convolutions on GPUs). ``compile=True`` runs the proxy's forward (with its
+    captured layers) through ``torch.compile`` (default mode, ``dynamic=False``: each new batch or octave
+    shape compiles once, later batches of a seen shape reuse it). It needs a constant slope (a schedule
+    re-patches the proxy at every step) and rectifier modules (functional calls such as ``F.relu`` cannot be
+    rerouted inside a compiled forward); values agree with eager ones to rounding, not bitwise."""
 
     method: str = "proxygrad"
     slope: float = 0.075
@@ -138,6 +143,7 @@ class RenderConfig:
     parametrization: object = field(default_factory=Pixel)
     image_size: tuple[int, int] | None = None
     temperature: float = 1.0
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in MODES:
@@ -149,6 +155,9 @@ class RenderConfig:
             raise ValueError(f"slope_schedule must be one of {SLOPE_SCHEDULES}, got {self.slope_schedule!r}")
         if self.slope_schedule != "constant" and self.method not in ("leaky", "proxygrad"):
             raise ValueError(f"slope_schedule={self.slope_schedule!r} needs method 'leaky' or 'proxygrad'")
+        if self.compile and self.slope_schedule != "constant":
+            raise ValueError(f"compile=True needs slope_schedule='constant': {self.slope_schedule!r} re-patches "
+                             "the proxy at every step, which would recompile at every step")
         self._check_parametrization()
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
@@ -273,13 +282,17 @@ def _cpu_threads(device, values: int):
 
 @contextlib.contextmanager
 def _onednn_off(off: bool):
-    """Turn oneDNN off while rendering (without touching its TF32 flag, as torch.backends.mkldnn.flags does)."""
-    before = torch._C._get_mkldnn_enabled()
-    torch._C._set_mkldnn_enabled(before and not off)
+    """Turn the CPU's batch-dependent convolution kernels off while rendering: oneDNN (without touching its
+    TF32 flag, as torch.backends.mkldnn.flags does) and NNPACK (which torch picks for batches of 16 or more;
+    slower here, and its results differ from those of smaller batches). Both restored on exit."""
+    before = torch._C._get_mkldnn_enabled(), torch._C._get_nnpack_enabled()
+    torch._C._set_mkldnn_enabled(before[0] and not off)
+    torch._C._set_nnpack_enabled(before[1] and not off)
     try:
         yield
     finally:
-        torch._C._set_mkldnn_enabled(before)
+        torch._C._set_mkldnn_enabled(before[0])
+        torch._C._set_nnpack_enabled(before[1])
 
 
 def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -366,26 +379,66 @@ def _normalizer(spec: InputSpec, like: Tensor, channels_last: bool = False):
     return to_model_input
 
 
-def _patch(proxy: nn.Module, config: RenderConfig, slope: float):
-    """The proxy patched for ``config.method`` with backward slope ``slope`` (a context manager)."""
+def _patch(proxy: nn.Module, config: RenderConfig, slope: float, functional: bool = True):
+    """The proxy patched for ``config.method`` with backward slope ``slope`` (a context manager);
+    ``functional=False`` leaves functional calls alone (no TorchFunctionMode around the forward)."""
     if config.method == "softgate":
-        return patched(proxy, config.method, slope, temperature=config.temperature)
-    return patched(proxy, config.method, slope)
+        return patched(proxy, config.method, slope, temperature=config.temperature, functional=functional)
+    return patched(proxy, config.method, slope, functional=functional)
 
 
-def _patched_for_step(proxy: nn.Module, config: RenderConfig, step: int):
+def _patched_for_step(proxy: nn.Module, config: RenderConfig, step: int, functional: bool):
     """With a slope schedule, the proxy patched with this step's slope; otherwise a no-op (the proxy is then
     patched once for the whole rendering)."""
     if config.slope_schedule == "constant":
         return contextlib.nullcontext()
-    return _patch(proxy, config, config.slope_at(step))
+    return _patch(proxy, config, config.slope_at(step), functional)
 
 
-def _score(model: nn.Module, to_input, objectives: Sequence[Objective], x: Tensor,
-           layers: frozenset[str]) -> tuple[Tensor, Tensor]:
+def _functional(proxy: nn.Module, spec: InputSpec, config: RenderConfig, device) -> bool:
+    """Whether the proxy needs ``patched``'s TorchFunctionMode (which intercepts every torch call of every
+    step): one forward of a gray image, patched, counts its functional rectifier calls (``F.relu``, ...).
+    Not needed when it made none and the patch swapped modules; needed otherwise (e.g. a model without
+    rectifier modules keeps today's behaviour). ValueError with ``compile=True`` when it made any."""
+    if config.method == "relu":
+        return False
+    x = torch.zeros(1, spec.channels, *spec.size, device=device)
+    with torch.no_grad(), _patch(proxy, config, config.slope) as record:
+        proxy(x)
+    if config.compile and record.functional_calls:
+        raise ValueError("compile=True: the model's forward calls rectifier functions (F.relu, torch.relu, "
+                         "...), which cannot be rerouted to their proxies inside a compiled forward; use "
+                         "nn.ReLU modules or compile=False")
+    return record.functional_calls > 0 or (record.modules == 0 and not config.compile)
+
+
+def _out_of_place(proxy: nn.Module) -> None:
+    """Make the proxy copy's rectifier modules out of place: the in-place proxy rectifier (``mark_dirty``)
+    breaks torch.compile's graph. Same values; the original network is not touched."""
+    for module in proxy.modules():
+        if isinstance(module, (nn.ReLU, nn.LeakyReLU, nn.ReLU6)):
+            module.inplace = False
+
+
+@contextlib.contextmanager
+def _proxy_forward(proxy: nn.Module, layers: frozenset[str], config: RenderConfig):
+    """A function (images, model input) -> capture of the patched proxy for the whole rendering. Hooks are
+    registered once (compiled with ``config.compile``); with a slope schedule they are registered per call,
+    because each step swaps the proxy's rectifier modules."""
+    if config.slope_schedule != "constant":
+        yield lambda images, model_input: run_and_capture(proxy, images, model_input, layers)
+        return
+    with Capturer(proxy, layers) as capturer:
+        if config.compile:
+            capturer.forward = torch.compile(capturer.forward, dynamic=False)
+        yield capturer
+
+
+def _score(capture_original: Capturer, to_input, objectives: Sequence[Objective],
+           x: Tensor) -> tuple[Tensor, Tensor]:
     """ORIGINAL network in float32: (objective value per image, predicted class per image), no gradient."""
     with torch.no_grad():
-        capture = run_and_capture(model, x, to_input(x), layers | {OUTPUT})
+        capture = capture_original(x, to_input(x))
         return batch_scores(objectives, capture), capture[OUTPUT].flatten(1).argmax(1)
 
 
@@ -399,13 +452,14 @@ def _views(objectives: Sequence[Objective], images: Tensor, views: int) -> tuple
     return repeated, images[:1].expand(views * len(images), *images.shape[1:])  # unread: a view, no copy
 
 
-def _ascent_value(proxy, full, layers, to_input, reg: Regularization, x: Tensor, u_augment: Tensor,
+def _ascent_value(forward, full, to_input, reg: Regularization, x: Tensor, u_augment: Tensor,
                   model_size: tuple[int, int]) -> Tensor:
-    """(B,) objective values of the proxy (through the input transforms; mean over views)."""
+    """(B,) objective values of the proxy (``forward``: see :func:`_proxy_forward`; through the input
+    transforms; mean over views)."""
     seen = reg.augment.apply(x, u_augment) if reg.augment is not None else x
     views = seen.shape[0] // x.shape[0]
     objectives, images = _views(full, x, views)
-    capture = run_and_capture(proxy, images, to_input(_resize(seen, model_size)), layers)
+    capture = forward(images, to_input(_resize(seen, model_size)))
     return batch_scores(objectives, capture).float().view(x.shape[0], views).mean(1)
 
 
@@ -413,10 +467,10 @@ def _layers(objectives: Sequence[Objective]) -> frozenset[str]:
     return frozenset().union(*(o.layers for o in objectives))
 
 
-def _render_batch(model, proxy, spec, objectives, seeds, config, device, bar) -> dict:
+def _render_batch(score_original, forward, proxy, spec, objectives, seeds, config, device, bar,
+                  functional) -> dict:
     penalties = config.regularization.penalties()
     full = [sum([o, *penalties]) if penalties else o for o in objectives]
-    layers = _layers(full)
     generators = image_generators(seeds)
     reg, param = config.regularization, config.parametrization
     base_size = tuple(config.image_size or spec.size)
@@ -424,8 +478,7 @@ def _render_batch(model, proxy, spec, objectives, seeds, config, device, bar) ->
     trace, trace_steps, step_index = [], [], 0
     stepper = _Stepper(config.step_rule, p)
     to_input, score_input = _normalizer(spec, p, config.channels_last), _normalizer(spec, p)
-    score = lambda q, size: _score(model, score_input, objectives,
-                                   _resize(param.image(q, size), spec.size), layers)
+    score = lambda q, size: _score(score_original, score_input, objectives, _resize(param.image(q, size), spec.size))
     uniforms = all_uniforms(reg.n_random, generators, sum(o.steps for o in config.schedule()), device, p.dtype)
     size = base_size
     for octave in config.schedule():
@@ -441,8 +494,8 @@ def _render_batch(model, proxy, spec, objectives, seeds, config, device, bar) ->
                 trace_steps.append(step_index)
             u_augment, u_after = _split(uniforms[step_index], reg)
             p = p.detach().requires_grad_(True)
-            with _patched_for_step(proxy, config, step_index), _autocast(config, device):
-                value = _ascent_value(proxy, full, layers, to_input, reg, param.image(p, size), u_augment, spec.size)
+            with _patched_for_step(proxy, config, step_index, functional), _autocast(config, device):
+                value = _ascent_value(forward, full, to_input, reg, param.image(p, size), u_augment, spec.size)
                 (g,) = torch.autograd.grad(value.sum(), p)
             step = stepper.update(reg.scheme.filter_update(g), lr)
             with torch.no_grad():
@@ -514,22 +567,28 @@ def render(model: nn.Module, spec: InputSpec, objectives: Sequence[Objective], s
     check_layers(model, objectives)
     device = device or next(iter(model.parameters()), torch.empty(0)).device
     start = time.perf_counter()
-    proxy = model if config.method == "relu" else proxy_network(model)
     total = sum(o.steps for o in config.schedule()) * len(objectives)
-    layers = frozenset().union(*(o.layers for o in objectives), *(p.layers for p in config.regularization.penalties()))
+    layers = _layers([*objectives, *config.regularization.penalties()])
     parts = []
     cpu_exact = config.deterministic and torch.device(device).type == "cpu"
-    whole_run = _patch(proxy, config, config.slope) if config.slope_schedule == "constant" \
-        else contextlib.nullcontext()  # a schedule patches each step (see _patched_for_step)
-    with _FrozenEval(model), whole_run, \
-            _onednn_off(cpu_exact), \
-            tqdm(total=total, desc=f"{config.method} s={config.slope:g}", unit="img-step",
-                 disable=not config.progress, leave=False) as bar:
-        batch = min(len(objectives), images_per_batch(proxy, spec, layers, config, device))
-        scale = max(o.scale for o in config.schedule())
-        with _cpu_threads(device, batch * spec.channels * round(scale * spec.size[0]) * round(scale * spec.size[1])):
-            for rows in _chunks(len(objectives), batch):
-                parts.append(_render_batch(model, proxy, spec, objectives[rows], seeds[rows], config, device, bar))
+    with _FrozenEval(model), _onednn_off(cpu_exact):
+        proxy = model if config.method == "relu" else proxy_network(model)  # a copy of the model in eval mode
+        if config.compile and proxy is not model:
+            _out_of_place(proxy)
+        functional = _functional(proxy, spec, config, device)
+        whole_run = _patch(proxy, config, config.slope, functional) if config.slope_schedule == "constant" \
+            else contextlib.nullcontext()  # a schedule patches each step (see _patched_for_step)
+        with whole_run, _proxy_forward(proxy, layers, config) as forward, \
+                Capturer(model, layers | {OUTPUT}) as score_original, \
+                tqdm(total=total, desc=f"{config.method} s={config.slope:g}", unit="img-step",
+                     disable=not config.progress, leave=False) as bar:
+            batch = min(len(objectives), images_per_batch(proxy, spec, layers, config, device))
+            scale = max(o.scale for o in config.schedule())
+            values = batch * spec.channels * round(scale * spec.size[0]) * round(scale * spec.size[1])
+            with _cpu_threads(device, values):
+                for rows in _chunks(len(objectives), batch):
+                    parts.append(_render_batch(score_original, forward, proxy, spec, objectives[rows], seeds[rows],
+                                               config, device, bar, functional))
     cat = lambda key: torch.cat([p[key] for p in parts])
     return RenderResult(images=cat("images"), objectives=[o.name for o in objectives], seeds=list(seeds),
                         activation=cat("activation"), predicted=cat("predicted"), trace=cat("trace"),

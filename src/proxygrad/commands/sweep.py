@@ -15,15 +15,24 @@ def register(sub) -> None:
     parser.add_argument("--weights", default=None)
     parser.add_argument("--classes", type=names, default=None, help="comma-separated class names or indices")
     parser.add_argument("--seeds", type=ints, default=None)
-    parser.add_argument("--methods", type=names, default=None, help="subset of relu,leaky,proxygrad")
+    parser.add_argument("--methods", type=names, default=None,
+                        help="among relu, leaky, proxygrad (default: these three), redirected, redirected-captum, "
+                        "softgate, guided")
     parser.add_argument("--slopes", type=floats, default=None, help="e.g. 0,0.01,0.025,0.05,0.075,0.1,0.15,0.2,0.3")
     parser.add_argument("--steps", type=ints, default=None, help="step counts, e.g. 10,500")
-    parser.add_argument("--regularizations", type=names, default=None, help="subset of none,paper")
+    parser.add_argument("--regularizations", type=names, default=None,
+                        help="among none, paper (default: these two), lucent, maco")
+    parser.add_argument("--param", default=None,
+                        help="pixel (default), fourier or maco; the last two take regularizations none, lucent, maco")
+    parser.add_argument("--step-rule", default=None, help="normalized (default), plain, adam or nadam")
+    parser.add_argument("--temperature", type=float, default=None, help="softgate's temperature t > 0 (default 1)")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--gallery-classes", type=names, default=None)
     parser.add_argument("--gallery-slopes", type=floats, default=None)
     parser.add_argument("--gallery-steps", type=int, default=None)
+    parser.add_argument("--gallery-regularization", default=None,
+                        help="default: the parametrization's recipe's (pixel: paper, fourier: lucent, maco: maco)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--precision", default=None, choices=("fp32", "bf16"))
     parser.add_argument("--channels-last", action="store_true", default=None)
@@ -45,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
                     methods=args.methods, slopes=args.slopes, steps=args.steps,
                     regularizations=args.regularizations, lr=args.lr, batch_size=args.batch_size,
                     gallery_classes=args.gallery_classes, gallery_slopes=args.gallery_slopes,
-                    gallery_steps=args.gallery_steps, device=args.device, precision=args.precision,
-                    channels_last=args.channels_last)
+                    gallery_steps=args.gallery_steps, gallery_regularization=args.gallery_regularization,
+                    device=args.device, precision=args.precision, channels_last=args.channels_last,
+                    parametrization=args.param, step_rule=args.step_rule, temperature=args.temperature)
     validate(config)
     out = Path(args.out or f"runs/sweep-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}")
     payload = run_sweep(config, out, progress=not args.quiet)

@@ -5,6 +5,8 @@ import argparse
 
 from ._args import floats, ints
 
+DEFAULT_STEPS = 200  # without --recipe (the recipes' own counts are larger)
+
 
 def register(sub) -> None:
     parser = sub.add_parser("visualize", help="render what units of a model respond to (default: every class of "
@@ -36,16 +38,31 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--objective", action="append", dest="objectives", default=None,
                         help="what to maximize (repeatable): 3, class:NAME, logsoftmax:3, LAYER:CH, "
                         "LAYER:CH@ROW,COL, LAYER (default: every class)")
-    parser.add_argument("--methods", default="relu,proxygrad", help="comma-separated: relu, leaky, proxygrad")
+    parser.add_argument("--recipe", default=None,
+                        help="the field's complete settings: paper (default; pixels, normalized steps), lucent "
+                        "(decorrelated Fourier image, Adam, Lucent's transforms) or maco (phase over a fixed "
+                        "spectrum, NAdam, random crops); the options below override its parts")
+    parser.add_argument("--param", default=None,
+                        help="what the optimizer changes: pixel, fourier or maco (default: the recipe's)")
+    parser.add_argument("--spectrum", default=None, metavar="NAME|FILE",
+                        help="maco's magnitude: digits, natural or a file from `proxygrad spectrum` "
+                        "(default: the shipped one with the model's channels)")
+    parser.add_argument("--methods", default="relu,proxygrad",
+                        help="comma-separated backward rules: relu, leaky, proxygrad, redirected, "
+                        "redirected-captum, softgate, guided")
     parser.add_argument("--slope", type=float, default=0.075, help="backward (proxygrad) or Leaky ReLU slope")
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--temperature", type=float, default=1.0, help="softgate's temperature t > 0")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"default: {DEFAULT_STEPS}, or the recipe's own when --recipe is given")
     parser.add_argument("--lr", type=float, default=None,
-                        help="step size (default: the paper's 25 for 3x224x224, scaled to the image size)")
-    parser.add_argument("--step-rule", default="normalized", choices=("normalized", "plain", "adam"))
+                        help="step size (default: the recipe's; paper: 25 for 3x224x224, scaled to the image size)")
+    parser.add_argument("--step-rule", default=None, choices=("normalized", "plain", "adam", "nadam"),
+                        help="default: the recipe's (paper: normalized)")
     parser.add_argument("--seeds", type=ints, default=(0,), help="comma-separated seeds (one image per seed)")
     parser.add_argument("--init-sigma", type=float, default=0.1, help="std of the initial Gaussian noise")
     parser.add_argument("--init", default=None, metavar="IMAGE", help="start from this picture instead of gray")
-    parser.add_argument("--regularize", default="paper", help="preset: none or paper (weak blur + small rotation)")
+    parser.add_argument("--regularize", default=None,
+                        help="preset: none, paper (weak blur + small rotation), lucent or maco (default: the recipe's)")
     parser.add_argument("--jitter", type=int, default=0, help="random input translation, pixels")
     parser.add_argument("--scale", type=floats, default=None, metavar="LOW,HIGH", help="random input zoom")
     parser.add_argument("--rotate", type=float, default=0.0, help="random input rotation, degrees")
@@ -68,6 +85,64 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _parametrization(args: argparse.Namespace, chosen, channels: int):
+    """--param (or the recipe's), with maco's spectrum loaded and checked against the model's channels."""
+    from ..am.parametrizations import parametrization
+
+    name = args.param or chosen.parametrization
+    if args.spectrum is not None and name != "maco":
+        raise ValueError(f"--spectrum goes with the maco parametrization (--recipe maco or --param maco), "
+                         f"not {name!r}")
+    param = parametrization(name, **({"spectrum": args.spectrum} if name == "maco" else {}))
+    if name == "maco":
+        param.load(channels)
+    return param
+
+
+def _check_combination(param, regularize: str) -> None:
+    """A spectrum parametrization with a preset that acts on pixels: an error naming the ones that fit."""
+    from ..am.presets import PRESETS, preset
+
+    if param.pixel_space or not preset(regularize).acts_on_pixels:
+        return
+    fits = [name for name in PRESETS if not preset(name).acts_on_pixels]
+    raise ValueError(f"--param {param.name} cannot use --regularize {regularize} (it acts on pixels after each "
+                     f"step); choose --regularize {' or '.join(fits)}")
+
+
+def build_configs(args: argparse.Namespace, spec, methods: list[str], init_image) -> tuple[dict, dict]:
+    """{label: RenderConfig} for every method (label: see ``method_label``), and the settings they share
+    (recipe, parametrization, steps, step rule, lr, regularization). Raises ValueError before any work."""
+    from ..am.presets import build
+    from ..am.recipes import recipe, recipe_config
+    from ..report.visualization import SLOPED, method_label
+
+    if not methods:
+        raise ValueError("--methods is empty: name at least one method (e.g. relu,proxygrad)")
+    chosen = recipe(args.recipe or "paper")
+    param = _parametrization(args, chosen, spec.channels)
+    regularize = args.regularize or chosen.regularization
+    _check_combination(param, regularize)
+    regularization = build(regularize, model_size=tuple(spec.size), jitter=args.jitter, scale=args.scale,
+                           rotate=args.rotate, blur=args.blur, scheme=args.scheme, tv=args.tv, l2=args.l2)
+    shared = dict(parametrization=param, regularization=regularization, temperature=args.temperature,
+                  steps=args.steps if args.steps is not None else chosen.steps if args.recipe else DEFAULT_STEPS,
+                  step_rule=args.step_rule or chosen.step_rule, lr=args.lr if args.lr is not None else chosen.lr)
+    configs = {}
+    for method in methods:
+        slope = args.slope if method in SLOPED else 0.0
+        configs[method_label(method, args.slope, args.temperature)] = recipe_config(
+            chosen.name, spec, method=method, slope=slope, init_sigma=args.init_sigma, init_image=init_image,
+            octaves=args.octaves, batch_size=args.batch_size, memory_mb=args.memory_mb, precision=args.precision,
+            channels_last=args.channels_last, progress=not args.quiet, **shared)
+    image_size = next(iter(configs.values())).image_size
+    settings = {"recipe": chosen.name, "parametrization": param.describe(), "regularize": regularize,
+                "regularization": repr(regularization), "temperature": args.temperature, "steps": shared["steps"],
+                "step_rule": shared["step_rule"], "lr": shared["lr"],
+                "image_size": list(image_size) if image_size else None}
+    return configs, settings
+
+
 def run(args: argparse.Namespace) -> int:
     """Render the objectives with each method, write the run directory, print a summary."""
     import time
@@ -76,14 +151,12 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..am import RenderConfig
     from ..am.distributed import finish, local_device, render_sharded, world
     from ..am.api import resolve_objectives
     from ..am.init import load_image
     from ..am.objectives import target_class
-    from ..am.presets import build
     from ..models import load
-    from ..report.visualization import write_visualization
+    from ..report.visualization import NOT_ASCENT_NOTE, write_visualization
 
     start = time.perf_counter()
     rank, processes = world()
@@ -98,29 +171,21 @@ def run(args: argparse.Namespace) -> int:
         loaded.spec = loaded.spec.replace(size=size)
     objectives = resolve_objectives(args.objectives, loaded.spec)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    regularization = build(args.regularize, jitter=args.jitter, scale=args.scale, rotate=args.rotate,
-                           blur=args.blur, scheme=args.scheme, tv=args.tv, l2=args.l2)
     init_image = load_image(args.init, loaded.spec) if args.init else None
+    configs, shared = build_configs(args, loaded.spec, methods, init_image)
     jobs = [(o, s) for o in objectives for s in args.seeds]
-    configs = {m: RenderConfig(method=m, slope=0.0 if m == "relu" else args.slope, steps=args.steps, lr=args.lr,
-                               step_rule=args.step_rule, init_sigma=args.init_sigma, init_image=init_image,
-                               regularization=regularization, octaves=args.octaves, batch_size=args.batch_size,
-                               memory_mb=args.memory_mb, precision=args.precision,
-                               channels_last=args.channels_last, progress=not args.quiet) for m in methods}
     out = Path(args.out or f"runs/visualize-{datetime.now():%Y%m%d-%H%M%S}")
     results = {}
-    for method, config in configs.items():
-        label = method if method == "relu" else f"{method} s={args.slope:g}"
+    for label, config in configs.items():
         results[label] = render_sharded(loaded.model, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs],
                                         config, device=device)
     if rank != 0:
         finish()
         return 0
     settings = {"model": loaded.name, "model_source": loaded.source, "weights": args.weights,
-                "device": str(device), "methods": methods, "slope": args.slope, "steps": args.steps,
-                "lr": args.lr, "step_rule": args.step_rule, "seeds": list(args.seeds),
-                "init_sigma": args.init_sigma, "init": args.init, "regularize": args.regularize,
-                "regularization": repr(regularization), "octaves": [vars(o) for o in args.octaves],
+                "device": str(device), "methods": methods, "slope": args.slope, **shared,
+                "seeds": list(args.seeds), "init_sigma": args.init_sigma, "init": args.init,
+                "octaves": [vars(o) for o in args.octaves],
                 "size": list(loaded.spec.size), "processes": processes,
                 "batch_size": args.batch_size, "memory_mb": args.memory_mb, "precision": args.precision,
                 "channels_last": args.channels_last,
@@ -130,7 +195,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'method':<20}{'mean activation':>16}{'classified as target':>22}{'seconds':>9}")
     for method, summary in payload["methods"].items():
         share = "-" if summary["target_share"] is None else f"{100 * summary['target_share']:.0f}%"
-        print(f"{method:<20}{summary['mean_activation']:>16.3f}{share:>22}{summary['seconds']:>9.1f}")
+        name = method if summary["ascent"] else f"{method} *"
+        print(f"{name:<20}{summary['mean_activation']:>16.3f}{share:>22}{summary['seconds']:>9.1f}")
+    if not all(summary["ascent"] for summary in payload["methods"].values()):
+        print(f"* {NOT_ASCENT_NOTE}")
     print(f"wrote {out}/ (grid.png, activation.png, results.json, report.html, images/)")
     finish()
     return 0

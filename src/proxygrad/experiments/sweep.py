@@ -1,10 +1,13 @@
 """The paper's activation-maximization study (Section 5: Figure 2, Table 3, Figure 3) for any model.
 
-Cells: regularization x step count x (relu, and leaky / proxygrad at every non-zero slope). A cell renders
-every class x seed from the same starts and records, per image, the ORIGINAL network's activation (the class
-logit) and its predicted class. Cells are appended to ``cells.jsonl`` as they finish, so a killed sweep
+Cells: regularization x step count x (relu, and leaky / proxygrad at every non-zero slope, and one cell for
+each other backward surrogate: redirected, redirected-captum, softgate at ``temperature``, guided). Every cell
+uses the sweep's parametrization (pixel, fourier or maco) and step rule. A cell renders every class x seed
+from the same starts and records, per image, the ORIGINAL network's activation (the class logit) and its
+predicted class. Cells are appended to ``cells.jsonl`` as they finish, so a killed sweep
 restarted on the same run directory skips the finished ones. The s = 0 point of both lines is the relu cell
-(the paper's baseline). The gallery renders chosen classes with relu / leaky / proxygrad at one slope.
+(the paper's baseline). The gallery renders chosen classes with each method (leaky / proxygrad at each
+gallery slope).
 """
 from __future__ import annotations
 
@@ -20,27 +23,39 @@ from typing import Sequence
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from PIL import Image
 from tqdm.auto import tqdm
 
 from ..am import RenderConfig
 from ..am.distributed import barrier, local_device, render_sharded, world
 from ..am.api import resolve_objectives
 from ..am.objectives import target_class
+from ..am.parametrizations import PARAMETRIZATIONS
 from ..am.presets import PRESETS as REGULARIZATIONS, preset as regularization_preset
+from ..am.recipes import RECIPES
 from ..models import LoadedModel, load
 from ..report.figures import image_grid
-from ..report.files import versions, write_csv, write_figure, write_json, write_png
+from ..report.files import read_png, versions, write_csv, write_figure, write_json, write_png
 from ..report.rows import ResultRows, cell_key
+from ..report.visualization import NOT_ASCENT_NOTE, SLOPED, method_label
+from ..surrogates import MODES, is_ascent
+from ..surrogates.gates import check_temperature
 
 DEFAULT_SLOPES = (0.0, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
-METHODS = ("relu", "leaky", "proxygrad")
+METHODS = ("relu", "leaky", "proxygrad")  # the default; any of MODES may be swept
+DEFAULT_STEP_RULE = "normalized"
+OTHER_COLORS = ("tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink")
+# the regularization each parametrization's recipe uses: the gallery's when none is named
+GALLERY_REGULARIZATION = {r.parametrization: r.regularization for r in RECIPES.values()}
 PAPER_GALLERY = ("pelican", "lion", "analog clock", "bakery", "bucket", "poncho", "pool table", "cucumber")
 
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """What to sweep. ``classes`` are class names or indices (None: every class of the model)."""
+    """What to sweep. ``classes`` are class names or indices (None: every class of the model). ``methods``:
+    any of the backward surrogates (MODES); ``slopes`` apply to leaky and proxygrad, ``temperature`` to
+    softgate. ``parametrization``: pixel, fourier or maco (the last two need regularizations that do not act on
+    pixels: none, lucent, maco). ``gallery_regularization`` None: that of the parametrization's recipe
+    (pixel: paper, fourier: lucent, maco: maco)."""
 
     model: str | None = None
     weights: str | None = None
@@ -56,10 +71,19 @@ class SweepConfig:
     gallery_classes: tuple[str, ...] = ()
     gallery_slopes: tuple[float, ...] = (0.075,)
     gallery_steps: int = 500
-    gallery_regularization: str = "paper"
+    gallery_regularization: str | None = None
     device: str | None = None
     precision: str = "fp32"
     channels_last: bool = False
+    parametrization: str = "pixel"
+    step_rule: str = DEFAULT_STEP_RULE
+    temperature: float = 1.0
+
+    def resolved(self) -> "SweepConfig":
+        """This config with the gallery's regularization filled in (see the class docstring)."""
+        if self.gallery_regularization is not None:
+            return self
+        return replace(self, gallery_regularization=GALLERY_REGULARIZATION.get(self.parametrization, "paper"))
 
 
 PRESETS = {
@@ -79,12 +103,17 @@ def preset(name: str, **changes) -> SweepConfig:
 
 
 def validate(config: SweepConfig) -> None:
-    """Everything that can be checked before any work starts (the model's classes are checked after loading)."""
+    """Everything that can be checked before any work starts (the model's classes are checked after loading):
+    names, ranges, and that every cell's RenderConfig can be built."""
+    config = config.resolved()
     if config.classes is not None and not config.classes:
         raise ValueError("the class list is empty: name at least one class (or leave it out for every class)")
-    unknown = set(config.methods) - set(METHODS)
+    unknown = set(config.methods) - set(MODES)
     if unknown or not config.methods:
-        raise ValueError(f"methods must be among {METHODS}, got {config.methods}")
+        raise ValueError(f"methods must be among {MODES}, got {config.methods}")
+    if config.parametrization not in PARAMETRIZATIONS:
+        raise ValueError(f"unknown parametrization {config.parametrization!r}; valid: {', '.join(PARAMETRIZATIONS)}")
+    check_temperature(config.temperature)
     for slope in (*config.slopes, *config.gallery_slopes):
         if not 0 <= slope <= 1:
             raise ValueError(f"slope {slope} is out of range for a sweep: use slopes in [0, 1]")
@@ -93,20 +122,62 @@ def validate(config: SweepConfig) -> None:
     for name in (*config.regularizations, config.gallery_regularization):
         if name not in REGULARIZATIONS:
             raise ValueError(f"unknown regularization {name!r}; valid: {', '.join(REGULARIZATIONS)}")
+    if config.parametrization != "pixel":
+        fits = [name for name in REGULARIZATIONS if not regularization_preset(name).acts_on_pixels]
+        for name in (*config.regularizations, *((config.gallery_regularization,) if config.gallery_classes else ())):
+            if name not in fits:
+                raise ValueError(f"parametrization {config.parametrization!r} optimizes a spectrum: regularization "
+                                 f"{name!r} acts on pixels after each step; valid with it: {', '.join(fits)}")
+    for settings in (*cells(config), *_gallery_cells(config)):
+        render_config(settings, config, model_size=None, progress=False)
+
+
+def cell(config: SweepConfig, method: str, slope: float, steps: int, regularization: str, **extra) -> dict:
+    """One cell's settings (its key in cells.jsonl). The temperature (softgate), a parametrization other than
+    pixel and a step rule other than the default are added, so that the keys of the original sweep stay as
+    they were and a run directory resumed with other settings does not reuse cells."""
+    settings = {**extra, "regularization": regularization, "steps": steps, "method": method, "slope": slope}
+    if method == "softgate":
+        settings["temperature"] = config.temperature
+    if config.parametrization != "pixel":
+        settings["parametrization"] = config.parametrization
+    if config.step_rule != DEFAULT_STEP_RULE:
+        settings["step_rule"] = config.step_rule
+    return settings
 
 
 def cells(config: SweepConfig) -> list[dict]:
-    """Settings of every cell of the sweep (relu once per regularization and step count)."""
+    """Settings of every cell of the sweep: relu and each surrogate without a slope once per regularization
+    and step count; leaky and proxygrad at every non-zero slope."""
     out = []
+    others = [m for m in config.methods if m != "relu" and m not in SLOPED]
     for regularization in config.regularizations:
         for steps in config.steps:
             if "relu" in config.methods:
-                out.append({"regularization": regularization, "steps": steps, "method": "relu", "slope": 0.0})
-            for method in ("leaky", "proxygrad"):
+                out.append(cell(config, "relu", 0.0, steps, regularization))
+            for method in SLOPED:
                 if method in config.methods:
-                    out += [{"regularization": regularization, "steps": steps, "method": method, "slope": s}
-                            for s in config.slopes if s > 0]
+                    out += [cell(config, method, s, steps, regularization) for s in config.slopes if s > 0]
+            out += [cell(config, method, 0.0, steps, regularization) for method in others]
     return out
+
+
+def _gallery_cells(config: SweepConfig) -> list[dict]:
+    """Settings of the gallery's cells, per gallery slope and method (repeats where the slope does not apply)."""
+    if not config.gallery_classes:
+        return []
+    return [cell(config, m, s if m in SLOPED else 0.0, config.gallery_steps, config.gallery_regularization,
+                 gallery=True) for s in config.gallery_slopes for m in config.methods]
+
+
+def render_config(settings: dict, config: SweepConfig, model_size, progress: bool) -> RenderConfig:
+    """The RenderConfig of one cell; ``model_size`` (H, W) sizes the lucent/maco input views."""
+    return RenderConfig(method=settings["method"], slope=settings["slope"], steps=settings["steps"], lr=config.lr,
+                        init_sigma=config.init_sigma, batch_size=config.batch_size,
+                        regularization=regularization_preset(settings["regularization"], model_size=model_size),
+                        progress=progress, precision=config.precision, channels_last=config.channels_last,
+                        parametrization=config.parametrization, step_rule=config.step_rule,
+                        temperature=config.temperature)
 
 
 def class_objectives(classes: Sequence[str] | None, spec) -> list:
@@ -118,11 +189,8 @@ def class_objectives(classes: Sequence[str] | None, spec) -> list:
 
 def _render_cell(loaded: LoadedModel, objectives, seeds, settings: dict, config: SweepConfig, progress: bool):
     jobs = [(o, s) for o in objectives for s in seeds]
-    render_config = RenderConfig(method=settings["method"], slope=settings["slope"], steps=settings["steps"],
-                                 lr=config.lr, init_sigma=config.init_sigma, batch_size=config.batch_size,
-                                 regularization=regularization_preset(settings["regularization"]), progress=progress,
-                                 precision=config.precision, channels_last=config.channels_last)
-    result = render_sharded(loaded.model, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs], render_config)
+    settings_config = render_config(settings, config, tuple(loaded.spec.size), progress)
+    result = render_sharded(loaded.model, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs], settings_config)
     targets = [target_class(o) for o, _ in jobs]
     return result, targets  # result is None on ranks other than 0 (see am.distributed)
 
@@ -138,6 +206,7 @@ def run_sweep(config: SweepConfig, run_dir: str | Path, progress: bool = True) -
     """Run (or resume) the sweep into ``run_dir``; returns the results.json payload. Under ``torchrun`` every
     cell's images are spread over the ranks; rank 0 writes everything and the other ranks return None."""
     validate(config)
+    config = config.resolved()
     run_dir = Path(run_dir)
     start = time.perf_counter()
     rank, _ = world()
@@ -159,7 +228,9 @@ def run_sweep(config: SweepConfig, run_dir: str | Path, progress: bool = True) -
     grid = [row for row in rows if "gallery" not in row["settings"]]
     summary = [{**row["settings"], **summarize_cell(row["activation"], row["predicted"], row["targets"]),
                 "seconds": row["seconds"]} for row in grid]
-    write_csv(run_dir / "summary.csv", summary)
+    columns = [*dict.fromkeys(k for row in grid for k in row["settings"]), "mean", "std", "min", "max",
+               "target_share", "seconds"]  # the settings of every cell (softgate's temperature), then the numbers
+    write_csv(run_dir / "summary.csv", summary, columns)
     write_figure(run_dir / "figure2.png", figure2(summary, config))
     payload = {"command": "sweep", "title": f"Activation-maximization sweep: {loaded.name}",
                "settings": {**asdict(config), "model": loaded.name, "model_source": loaded.source,
@@ -173,7 +244,7 @@ def run_sweep(config: SweepConfig, run_dir: str | Path, progress: bool = True) -
 
 
 def run_gallery(loaded: LoadedModel, config: SweepConfig, run_dir: Path, rows: ResultRows, progress: bool) -> dict:
-    """Table 3 / Figure 3: each gallery class with relu / leaky / proxygrad at each gallery slope."""
+    """Table 3 / Figure 3: each gallery class with each method (leaky and proxygrad at each gallery slope)."""
     figures, images = {}, []
     if not config.gallery_classes:
         return {"figures": figures, "images": images}
@@ -182,9 +253,9 @@ def run_gallery(loaded: LoadedModel, config: SweepConfig, run_dir: Path, rows: R
     for slope in config.gallery_slopes:
         columns, notes = {}, {}
         for method in config.methods:
-            settings = {"gallery": True, "method": method, "slope": 0.0 if method == "relu" else slope,
-                        "steps": config.gallery_steps, "regularization": config.gallery_regularization}
-            label = method if method == "relu" else f"{method} s={slope:g}"
+            settings = cell(config, method, slope if method in SLOPED else 0.0, config.gallery_steps,
+                            config.gallery_regularization, gallery=True)
+            label = method_label(method, slope, config.temperature)
             files = [f"gallery/s{slope:g}/{method}/{i:02d}_{o.name.replace(':', '_').replace(' ', '_')}.png"
                      for i, o in enumerate(objectives)]
             key = cell_key(settings)
@@ -201,7 +272,7 @@ def run_gallery(loaded: LoadedModel, config: SweepConfig, run_dir: Path, rows: R
             row = rows.get(cell_key(settings))
             if row is None:
                 continue
-            columns[label] = torch.stack([_read_png(run_dir / f, loaded.spec.channels) for f in row["files"]])
+            columns[label] = torch.stack([read_png(run_dir / f, loaded.spec.channels) for f in row["files"]])
             images += [{"method": label, "objective": o, "file": f, "activation": a}
                        for o, f, a in zip(row["objectives"], row["files"], row["activation"])]
             notes[label] = [f"{a:.1f} -> {loaded.spec.class_name(p)}" for a, p in zip(row["activation"], row["predicted"])]
@@ -213,21 +284,13 @@ def run_gallery(loaded: LoadedModel, config: SweepConfig, run_dir: Path, rows: R
     return {"figures": figures, "images": images}
 
 
-def _read_png(path: Path, channels: int) -> torch.Tensor:
-    with Image.open(path) as picture:
-        array = np.asarray(picture.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
-    tensor = torch.from_numpy(array)
-    tensor = tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)
-    return tensor / 127.5 - 1
-
-
 def figure2(summary: list[dict], config: SweepConfig) -> Figure:
-    """Mean activation vs slope, one line per method (band: +-1 std over images), one panel per
-    (regularization, step count)."""
+    """Mean activation vs slope, one line per method with a slope (band: +-1 std over images) and a dotted
+    level for relu and each other surrogate, one panel per (regularization, step count)."""
     regs, steps = config.regularizations, config.steps
     figure = Figure(figsize=(4.2 * len(steps), 3.2 * len(regs)))
     axes = np.asarray(figure.subplots(len(regs), len(steps), squeeze=False))
-    colors = {"proxygrad": "tab:blue", "leaky": "tab:red"}
+    colors = {"proxygrad": "tab:blue", "leaky": "tab:red"}  # the other surrogates: dotted lines, OTHER_COLORS
     for r, reg in enumerate(regs):
         for c, n in enumerate(steps):
             ax = axes[r, c]
@@ -235,14 +298,20 @@ def figure2(summary: list[dict], config: SweepConfig) -> Figure:
             base = next((row for row in panel if row["method"] == "relu"), None)
             for method in ("leaky", "proxygrad"):
                 points = sorted((row["slope"], row["mean"], row["std"]) for row in panel if row["method"] == method)
+                if not points:
+                    continue
                 if base is not None:
                     points = [(0.0, base["mean"], base["std"])] + points
-                if points:
-                    x, y, e = (np.asarray(v) for v in zip(*points))
-                    ax.plot(x, y, marker="o", ms=3, color=colors[method], label=method)
-                    ax.fill_between(x, y - e, y + e, color=colors[method], alpha=0.12, lw=0)
+                x, y, e = (np.asarray(v) for v in zip(*points))
+                ax.plot(x, y, marker="o", ms=3, color=colors[method], label=method)
+                ax.fill_between(x, y - e, y + e, color=colors[method], alpha=0.12, lw=0)
             if base is not None:
                 ax.axhline(base["mean"], color="gray", lw=0.8, ls="--", label="relu (s = 0)")
+            others = [row for row in panel if row["method"] not in ("relu", *SLOPED)]
+            for k, row in enumerate(others):
+                label = method_label(row["method"], 0.0, row.get("temperature", 1.0))
+                ax.axhline(row["mean"], color=OTHER_COLORS[k % len(OTHER_COLORS)], lw=1.0, ls=":",
+                           label=label if is_ascent(row["method"]) else f"{label} (not ascent)")
             ax.set_title(f"{n} steps, regularization: {reg}", fontsize=9)
             ax.set_xlabel("negative slope s")
             ax.set_ylabel("mean activation (original network)")
@@ -253,8 +322,9 @@ def figure2(summary: list[dict], config: SweepConfig) -> Figure:
 
 
 def findings(rows: list[dict]) -> list[str]:
-    """Plain sentences per panel: the best slope of each method against relu, with the paired comparison over
-    the same starts (how many images it beats relu on), so that a gain inside the noise reads as such."""
+    """Plain sentences per panel: the best slope of each method against relu (each other surrogate: its one
+    cell), with the paired comparison over the same starts (how many images it beats relu on), so that a gain
+    inside the noise reads as such. Guided gets a note: it is not an ascent direction."""
     lines = []
     panels = sorted({(row["settings"]["regularization"], row["settings"]["steps"]) for row in rows}, key=str)
     for reg, steps in panels:
@@ -263,7 +333,8 @@ def findings(rows: list[dict]) -> list[str]:
         if base is None:
             continue
         base_mean = statistics.fmean(base["activation"])
-        for method in ("proxygrad", "leaky"):
+        others = [row["settings"]["method"] for row in panel if row["settings"]["method"] not in ("relu", *SLOPED)]
+        for method in ("proxygrad", "leaky", *dict.fromkeys(others)):
             cells_of_method = [row for row in panel if row["settings"]["method"] == method]
             if not cells_of_method:
                 continue
@@ -272,9 +343,12 @@ def findings(rows: list[dict]) -> list[str]:
             wins = sum(a > b for a, b in zip(best["activation"], base["activation"]))
             change = (mean - base_mean) / abs(base_mean) if base_mean else math.inf
             verdict = "higher than" if mean > base_mean else "NOT higher than"
-            lines.append(f"{reg}, {steps} steps: best {method} (s = {best['settings']['slope']:g}) reaches "
-                         f"{mean:.3g}, {verdict} relu's {base_mean:.3g} ({100 * change:+.1f}%; higher on {wins} of "
-                         f"{len(base['activation'])} images from the same starts).")
+            name = (f"best {method} (s = {best['settings']['slope']:g})" if method in SLOPED
+                    else method_label(method, 0.0, best["settings"].get("temperature", 1.0)))
+            note = "" if is_ascent(method) else f" {method}: {NOT_ASCENT_NOTE}"
+            lines.append(f"{reg}, {steps} steps: {name} reaches {mean:.3g}, {verdict} relu's {base_mean:.3g} "
+                         f"({100 * change:+.1f}%; higher on {wins} of {len(base['activation'])} images from the "
+                         f"same starts).{note}")
     return lines
 
 

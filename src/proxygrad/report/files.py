@@ -66,6 +66,15 @@ def write_png(path: str | Path, image: torch.Tensor) -> Path:
     return write_bytes(path, buffer.getvalue())
 
 
+def read_png(path: str | Path, channels: int) -> torch.Tensor:
+    """A PNG written by :func:`write_png` back as (C, H, W) in [-1, 1] (``channels`` 1: gray, else RGB)."""
+    with Image.open(path) as picture:
+        array = np.asarray(picture.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
+    tensor = torch.from_numpy(array)
+    tensor = tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)
+    return tensor / 127.5 - 1
+
+
 def write_figure(path: str | Path, figure) -> Path:
     """Save a matplotlib ``Figure`` atomically (format from the suffix)."""
     buffer = io.BytesIO()

@@ -7,9 +7,24 @@ from typing import Mapping, Sequence
 
 from ..am.render import RenderResult
 from ..models.spec import InputSpec
+from ..surrogates import is_ascent
 from .figures import image_grid, trace_plot
 from .files import versions, write_figure, write_json, write_png
 from .html import write_report
+
+
+SLOPED = ("leaky", "proxygrad")
+NOT_ASCENT_NOTE = ("not an ascent direction of the objective (it drops every negative gradient at every "
+                   "rectifier): shown for comparison, its activation does not measure an optimizer.")
+
+
+def method_label(method: str, slope: float, temperature: float = 1.0) -> str:
+    """The name a method's results go by: "relu", "proxygrad s=0.075", "softgate t=0.5", "redirected"."""
+    if method in SLOPED:
+        return f"{method} s={slope:g}"
+    if method == "softgate":
+        return f"{method} t={temperature:g}"
+    return method
 
 
 def _slug(text: str) -> str:
@@ -23,9 +38,11 @@ def _class_name(spec: InputSpec, index: int | None) -> str | None:
 
 
 def method_summary(result: RenderResult, targets: Sequence[int | None]) -> dict:
-    """Mean and std of the original network's activation; share of images classified as their target."""
+    """Mean and std of the original network's activation; share of images classified as their target;
+    ``ascent``: whether the method's gradient is an ascent direction of the objective (False for guided)."""
     hits = [int(p) == t for p, t in zip(result.predicted.tolist(), targets) if t is not None]
-    return {"seconds": round(result.seconds, 3), "batch_size": result.batch_size, "mean_activation": result.activation.mean().item(),
+    return {"ascent": is_ascent(result.config.method), "seconds": round(result.seconds, 3),
+            "batch_size": result.batch_size, "mean_activation": result.activation.mean().item(),
             "std_activation": result.activation.std().item() if len(result.activation) > 1 else 0.0,
             "target_share": sum(hits) / len(hits) if hits else None,
             "images_with_zero_gradient_steps": int((result.zero_gradient_steps > 0).sum()),
@@ -68,15 +85,17 @@ def write_visualization(run_dir: str | Path, results: Mapping[str, RenderResult]
 
 
 def findings(methods: dict[str, dict]) -> list[str]:
-    """One sentence per non-baseline method: is its mean activation higher than relu's?"""
+    """One sentence per non-baseline method: is its mean activation higher than relu's? (when relu ran);
+    and a note for each method that is not an ascent direction (guided)."""
     base = methods.get("relu")
-    if base is None:
-        return []
     lines = []
     for method, summary in methods.items():
         if method == "relu":
             continue
-        verdict = "higher than" if summary["mean_activation"] > base["mean_activation"] else "NOT higher than"
-        lines.append(f"{method}: mean activation {summary['mean_activation']:.3g}, {verdict} relu's "
-                     f"{base['mean_activation']:.3g} (original network).")
+        if base is not None:
+            verdict = "higher than" if summary["mean_activation"] > base["mean_activation"] else "NOT higher than"
+            lines.append(f"{method}: mean activation {summary['mean_activation']:.3g}, {verdict} relu's "
+                         f"{base['mean_activation']:.3g} (original network).")
+        if not summary.get("ascent", True):
+            lines.append(f"{method}: {NOT_ASCENT_NOTE}")
     return lines

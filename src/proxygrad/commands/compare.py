@@ -1,0 +1,75 @@
+"""``proxygrad compare``: the field's AM methods (surrogate x recipe) on one model, scored by the same metrics."""
+from __future__ import annotations
+
+import argparse
+
+from ._args import ints, names
+
+
+def _steps(text: str) -> dict:
+    steps = {}
+    for part in text.split(","):
+        recipe, _, count = part.partition(":")
+        try:
+            steps[recipe.strip()] = int(count)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"steps are RECIPE:N,..., e.g. paper:200,lucent:256; got {part!r}") \
+                from None
+    return steps
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("compare", help="surrogates x recipes (paper, lucent, maco) x metrics, with verdicts "
+                            "and an HTML report")
+    parser.add_argument("--preset", default="quick", help="quick (bundled digits models, a few minutes on 2 CPU "
+                        "cores) or full (10 seeds, full step counts, more slopes; for a GPU)")
+    parser.add_argument("--model", default=None, help="the visualized network (default: bundled digits)")
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--second", default=None, help="independently trained network for transferability "
+                        "(default: digits-b)")
+    parser.add_argument("--second-weights", default=None, help="weights of --second (torchvision name or file)")
+    parser.add_argument("--evaluator", default=None, help="network for plausibility and FID (default: --second)")
+    parser.add_argument("--evaluator-weights", default=None)
+    parser.add_argument("--real", default=None, metavar="FOLDER", help="real images, one subfolder per class "
+                        "(default: the bundled digits test images for the digits models)")
+    parser.add_argument("--classes", type=names, default=None, help="comma-separated class names or indices")
+    parser.add_argument("--seeds", type=ints, default=None)
+    parser.add_argument("--methods", type=names, default=None,
+                        help="comma-separated SURROGATE[:SLOPE_OR_TEMPERATURE]@RECIPE, e.g. "
+                        "relu@paper,proxygrad:0.075@lucent,softgate:0.5@maco")
+    parser.add_argument("--steps", type=_steps, default=None, metavar="RECIPE:N,...")
+    parser.add_argument("--spectrum", default=None, help="maco magnitude: digits, natural or a file from "
+                        "`proxygrad spectrum`")
+    parser.add_argument("--exact-network", default=None, help="network of `proxygrad gap` for the optimality "
+                        "gap (default cnn-relu; 'none' to skip)")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--out", default=None, help="run directory; an existing one is resumed "
+                        "(default: runs/compare-PRESET-DATE-TIME)")
+    parser.add_argument("--quiet", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from pathlib import Path
+
+    from ..experiments.compare import preset, prepare, run_compare
+    from ..report.html import write_report
+
+    exact = args.exact_network
+    config = preset(args.preset, model=args.model, weights=args.weights, second=args.second,
+                    second_weights=args.second_weights, evaluator=args.evaluator,
+                    evaluator_weights=args.evaluator_weights, real=args.real, classes=args.classes, seeds=args.seeds,
+                    methods=args.methods, steps=args.steps, spectrum=args.spectrum, batch_size=args.batch_size,
+                    device=args.device)
+    if exact is not None:
+        from dataclasses import replace
+        config = replace(config, exact_network=None if exact == "none" else exact)
+    prepare(config)  # every error before any work or folder
+    out = Path(args.out or f"runs/compare-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}")
+    payload = run_compare(config, out, progress=not args.quiet)
+    for line in payload["findings"]:
+        print(line)
+    print(f"wrote {out}/ (summary.csv, metrics.png, gallery.png, results.json) and {write_report(out)}")
+    return 0

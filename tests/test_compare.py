@@ -1,0 +1,162 @@
+"""`proxygrad compare`: method parsing, up-front errors, the run (tiny), summaries and verdicts."""
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+from PIL import Image
+
+from proxygrad import cli
+from proxygrad.experiments.compare import (CompareConfig, Method, parse_method, prepare, preset, run_compare)
+from proxygrad.experiments.compare_summary import findings, proxygrad_lines, summary_rows
+from proxygrad.metrics.real import load_folder_images
+from proxygrad.models import load
+
+TINY = dict(classes=("0", "1"), seeds=(0, 1), steps={"paper": 6, "lucent": 6, "maco": 4}, exact_classes=(0,),
+            methods=("relu@paper", "proxygrad:0.1@paper", "guided@lucent", "softgate:0.5@maco"))
+
+
+def test_parse_method_forms_and_defaults():
+    assert parse_method("proxygrad:0.1@lucent") == Method("proxygrad", "lucent", 0.1)
+    assert parse_method("proxygrad") == Method("proxygrad", "paper", 0.075)
+    assert parse_method(" softgate@maco ") == Method("softgate", "maco", 0.5)
+    assert parse_method("redirected-captum@paper").label == "redirected-captum @ paper"
+    assert parse_method("softgate:2@paper").label == "softgate t=2 @ paper"
+    assert not parse_method("guided@paper").ascent and parse_method("relu").ascent
+
+
+@pytest.mark.parametrize("text, message", [("relux@paper", "unknown surrogate 'relux'.*redirected"),
+                                           ("relu@lucid", "unknown recipe 'lucid'"),
+                                           ("relu:0.1@paper", "takes no parameter"),
+                                           ("softgate:0@paper", "temperature .* must be a finite number > 0"),
+                                           ("softgate:-1@paper", "must be a finite number > 0"),
+                                           ("proxygrad:nan@paper", "must be a finite number >= 0"),
+                                           ("proxygrad:x@paper", "not a number")])
+def test_parse_method_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_method(text)
+
+
+def test_method_configs_carry_slope_temperature_and_recipe():
+    spec = load("digits").spec
+    config = parse_method("softgate:0.3@lucent").render_config(spec, 7)
+    assert (config.method, config.temperature, config.steps, config.step_rule) == ("softgate", 0.3, 7, "adam")
+    assert config.parametrization.name == "fourier"
+    config = parse_method("proxygrad:0.2@maco").render_config(spec, None)
+    assert (config.slope, config.steps, config.step_rule, config.parametrization.name) == (0.2, 1000, "nadam", "maco")
+
+
+def test_presets():
+    quick, full = preset("quick"), preset("full")
+    assert len(quick.parsed()) == 18 and len(full.parsed()) == 33 and full.steps == {}
+    assert preset("quick", seeds=(5,), model=None).seeds == (5,)
+    with pytest.raises(ValueError, match="unknown compare preset 'fast'"):
+        preset("fast")
+    with pytest.raises(ValueError, match="methods repeat"):
+        CompareConfig(methods=("relu@paper", "relu")).parsed()
+
+
+def test_bad_input_fails_before_any_work(tmp_path):
+    bad = tmp_path / "bad.pt"
+    torch.save({"magnitude": torch.ones(2, 2)}, bad)
+    with pytest.raises(ValueError, match="bad.pt"):
+        prepare(CompareConfig(**{**TINY, "spectrum": str(bad)}))
+    with pytest.raises(ValueError, match="unknown exact network"):
+        prepare(CompareConfig(**{**TINY, "exact_network": "cnn-huge"}))
+    with pytest.raises(ValueError, match="does not exist"):
+        prepare(CompareConfig(**{**TINY, "real": str(tmp_path / "nowhere")}))
+    out = tmp_path / "run"
+    assert cli.main(["compare", "--quiet", "--methods", "relu@paper,foo@paper", "--out", str(out)]) == 2
+    assert cli.main(["compare", "--quiet", "--methods", "softgate:0@paper", "--out", str(out)]) == 2
+    assert cli.main(["compare", "--quiet", "--spectrum", str(bad), "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_real_images_from_a_class_folder(tmp_path):
+    spec = load("digits").spec
+    for name, value in (("0", 0), ("1", 255)):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((10, 12), value, np.uint8)).save(tmp_path / name / f"{i}.png")
+    images, labels = load_folder_images(tmp_path, spec, [1, 0], per_class=2)
+    assert images.shape == (4, 1, 32, 32) and labels.tolist() == [1, 1, 0, 0]
+    assert images[0].min() == 1 and images[2].max() == -1
+    with pytest.raises(ValueError, match="no subfolder for classes \\[7\\]"):
+        load_folder_images(tmp_path, spec, [7])
+    (tmp_path / "1" / "junk.png").write_text("not an image")
+    with pytest.raises(ValueError, match="junk.png"):
+        load_folder_images(tmp_path, spec, [1], per_class=5)
+
+
+def test_tiny_run_scores_every_method_and_resumes(tmp_path):
+    payload = run_compare(CompareConfig(**TINY), tmp_path, progress=False)
+    with open(tmp_path / "summary.csv", newline="") as handle:
+        table = {row["method"]: row for row in csv.DictReader(handle)}
+    assert json.loads((tmp_path / "results.json").read_text())["findings"] == payload["findings"]
+    assert set(table) == {"relu @ paper", "proxygrad s=0.1 @ paper", "guided @ lucent", "softgate t=0.5 @ maco"}
+    assert table["guided @ lucent"]["ascent"] == "False"
+    for row in table.values():
+        assert 0 <= float(row["target_share"]) <= 1 and 0 <= float(row["transferability"]) <= 1
+        assert -1 <= float(row["plausibility"]) <= 1 and float(row["fid"]) >= 0
+        assert -1 <= float(row["seed_consistency"]) <= 1 and math.isfinite(float(row["optimality_gap"]))
+        assert float(row["activation_low"]) <= float(row["activation"]) <= float(row["activation_high"])
+    assert any("vs relu @ paper" in line for line in payload["findings"])
+    assert any("not an ascent direction" in line for line in payload["findings"])
+    assert (tmp_path / "metrics.png").is_file() and (tmp_path / "gallery.png").is_file()
+    assert len(payload["images"]) == 4 * 2  # first seed: 4 methods x 2 classes
+    lines = (tmp_path / "cells.jsonl").read_text().count("\n")
+    again = run_compare(CompareConfig(**TINY), tmp_path, progress=False)
+    assert (tmp_path / "cells.jsonl").read_text().count("\n") == lines  # nothing rendered again
+    assert again["findings"] == payload["findings"]
+
+
+def _row(method, surrogate, values, ascent=True):
+    cells = [{"class": c, "seed": s, "activation": v, "on_target": 1.0, "transfer": None, "plausibility": None}
+             for (c, s), v in values.items()]
+    return {"method": method, "surrogate": surrogate, "recipe": "paper", "parameter": None, "ascent": ascent,
+            "cells": cells, "seconds": 1.0, "fid": None, "seed_consistency": None, "gap_cells": None}
+
+
+def test_summary_interval_is_the_t_interval_over_seeds():
+    values = {(c, s): float(c + 2 * s + (s == 2)) for c in range(3) for s in range(4)}
+    (row,) = summary_rows([_row("relu @ paper", "relu", values)], (0, 1, 2, 3))
+    per_seed = np.array([np.mean([values[(c, s)] for c in range(3)]) for s in range(4)])
+    half = scipy.stats.t.ppf(0.975, 3) * per_seed.std(ddof=1) / 2
+    assert row["activation"] == pytest.approx(per_seed.mean())
+    assert (row["activation_low"], row["activation_high"]) == pytest.approx((per_seed.mean() - half,
+                                                                             per_seed.mean() + half))
+
+
+def test_verdicts_say_when_proxygrad_helps_and_when_it_does_not():
+    cells = [(c, s) for c in range(4) for s in range(3)]
+    relu = _row("relu @ paper", "relu", {k: 1.0 + 0.01 * i for i, k in enumerate(cells)})
+    better = _row("proxygrad s=0.1 @ paper", "proxygrad", {k: 2.0 + 0.02 * i for i, k in enumerate(cells)})
+    measured = [relu, better]
+    lines = proxygrad_lines(summary_rows(measured, (0, 1, 2)), {r["method"]: r for r in measured})
+    assert "helps on activation" in lines[0] and lines[0].endswith("ProxyGrad helps here.")
+    same = _row("proxygrad s=0.1 @ paper", "proxygrad", {k: 1.0 + 0.01 * i + (0.001 if i % 2 else -0.001)
+                                                         for i, k in enumerate(cells)})
+    measured = [relu, same]
+    table = summary_rows(measured, (0, 1, 2))
+    lines = proxygrad_lines(table, {r["method"]: r for r in measured})
+    assert "no significant difference on activation" in lines[0] and "ProxyGrad does not help here" in lines[0]
+    text = findings(measured, table)
+    assert text[0].startswith("activation (original network): best is") and "p = " in text[0]
+    assert any("no real images" in line for line in text)
+
+
+def test_identical_methods_are_named():
+    from proxygrad.experiments.compare_summary import identical_lines
+    values = {(0, 0): 1.0, (1, 0): 2.0}
+    rows = [_row("relu @ paper", "relu", values), _row("redirected @ paper", "redirected", values),
+            _row("proxygrad s=0.1 @ paper", "proxygrad", {(0, 0): 1.5, (1, 0): 2.0})]
+    assert identical_lines(rows) == ["redirected @ paper gave exactly the same results as relu @ paper: its "
+                                     "backward rule never differed from that method's on these images."]
+
+
+def test_a_second_network_that_does_not_match_is_refused_up_front():
+    with pytest.raises(ValueError, match="the second network .* choose a matching one with --second"):
+        prepare(CompareConfig(**{**TINY, "model": "resnet18", "classes": None}))
