@@ -14,6 +14,7 @@ batching never changes an image.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,12 @@ def frequencies(height: int, width: int) -> Tensor:
     fy = torch.fft.fftfreq(height, dtype=torch.float64)[:, None]
     fx = torch.fft.rfftfreq(width, dtype=torch.float64)[None, :]
     return (fx * fx + fy * fy).sqrt()
+
+
+@functools.lru_cache(maxsize=32)
+def _fourier_scale(height: int, width: int, decay_power: float, device: str) -> Tensor:
+    floor = 1.0 / max(height, width)
+    return (1.0 / frequencies(height, width).clamp_min(floor) ** decay_power).float().to(device)
 
 
 @dataclass(frozen=True)
@@ -101,9 +108,8 @@ class Fourier:
         return _normal((spec.channels, height, width // 2 + 1, 2), seeds, self.sd, device, torch.float32)
 
     def scale(self, height: int, width: int, device) -> Tensor:
-        """(H, W//2+1): 1 / max(f, 1 / max(H, W)) ** decay_power."""
-        floor = 1.0 / max(height, width)
-        return (1.0 / frequencies(height, width).clamp_min(floor) ** self.decay_power).float().to(device)
+        """(H, W//2+1): 1 / max(f, 1 / max(H, W)) ** decay_power (cached per size and device)."""
+        return _fourier_scale(height, width, self.decay_power, str(torch.device(device)))
 
     def image(self, p: Tensor, size: tuple[int, int]) -> Tensor:
         height, width = size
