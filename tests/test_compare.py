@@ -160,3 +160,12 @@ def test_identical_methods_are_named():
 def test_a_second_network_that_does_not_match_is_refused_up_front():
     with pytest.raises(ValueError, match="the second network .* choose a matching one with --second"):
         prepare(CompareConfig(**{**TINY, "model": "resnet18", "classes": None}))
+
+
+def test_without_a_second_network_transferability_is_left_out(tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(["compare", "--quiet", "--methods", "relu@paper", "--classes", "3", "--seeds", "0,1",
+                     "--steps", "paper:3", "--second", "none", "--exact-network", "none", "--out", str(out)]) == 0
+    with open(out / "summary.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["transferability"] == "" and row["optimality_gap"] == "" and row["plausibility"] != ""

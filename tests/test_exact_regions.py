@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 from proxygrad.exact import maximize, maximize_2d, regions, trace
+from proxygrad.exact.regions import partition
 
 from .test_exact_network import _randomize_batchnorm
 
@@ -37,6 +38,34 @@ def test_region_counts_of_known_arrangements():
         layer.bias.copy_(torch.tensor([0.0, 0.0, -0.5]))
     assert regions(nn.Sequential(layer, nn.ReLU(), nn.Linear(3, 1))).num_faces == 6
     assert regions(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))).num_faces == 1  # affine: one region
+
+
+def test_partition_of_a_rectangle_by_hand():
+    """Lines x = 0, y = 0, x = 0.5 cut [-1, 2] x [-0.5, 3] into columns of widths 1, 0.5, 1.5 and rows of
+    heights 0.5, 3: 6 regions, areas width * height."""
+    layer = nn.Linear(2, 3)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))
+        layer.bias.copy_(torch.tensor([0.0, 0.0, -0.5]))
+    found = partition(nn.Sequential(layer, nn.ReLU(), nn.Linear(3, 1)), (-1.0, -0.5), (2.0, 3.0))
+    assert found.faces == [1, 6, 6]
+    areas = [abs(np.dot(p[:, 0], np.roll(p[:, 1], -1)) - np.dot(p[:, 1], np.roll(p[:, 0], -1))) / 2
+             for p in found.polygons()]
+    assert sorted(areas) == pytest.approx(sorted(w * h for w in (1.0, 0.5, 1.5) for h in (0.5, 3.0)))
+    corners = {(-1.0, -0.5), (2.0, -0.5), (-1.0, 3.0), (2.0, 3.0)}
+    assert corners <= {tuple(v) for v in np.round(found.vertices, 6).tolist()}
+    with torch.no_grad():  # regioncam's pre-activations at the vertices are the layer's own
+        expected = layer(torch.from_numpy(found.vertices).float()).numpy()
+    assert found.vertex_values(0) == pytest.approx(expected, abs=1e-5)
+
+
+def test_bad_rectangles_and_outputs():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 3))
+    for low, high in [((0.0, 0.0), (1.0, 0.0)), ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), ((0.0, np.inf), (1.0, 1.0))]:
+        with pytest.raises(ValueError, match="low < high"):
+            partition(model, low, high)
+    with pytest.raises(ValueError, match="output 3 out of range"):
+        maximize_2d(model, 3)
 
 
 def test_other_squares():

@@ -30,7 +30,7 @@ def test_model_b_is_bundled_independent_and_accurate():
     assert record["seed"] == 1 != json.loads(digits_mod.PROVENANCE_FILE.read_text())["seed"]
     assert record["sha256"] == digits_mod.sha256_file(digits_mod.WEIGHTS_FILE_B)
     assert digits_mod.WEIGHTS_FILE_B.stat().st_size < 5_000_000
-    assert record["command"] == digits_mod.REGENERATE_B and "widths=(12, 24, 48, 96)" in record["command"]
+    assert record["command"] == digits_mod.REGENERATE_B and "--widths 12,24,48,96" in record["command"]
     disagree = (predicted_a != predicted_b).sum().item()
     assert 0 < disagree < 20  # two good models, not copies of each other
     assert "digits-b" in proxygrad.models.available()
@@ -42,7 +42,7 @@ def test_model_b_with_a_mismatched_record_is_refused(tmp_path, monkeypatch):
     record.write_text(json.dumps(json.loads(digits_mod.PROVENANCE_FILE_B.read_text()) | {"sha256": "0" * 64}))
     monkeypatch.setattr(digits_mod, "WEIGHTS_FILE_B", weights)
     monkeypatch.setattr(digits_mod, "PROVENANCE_FILE_B", record)
-    with pytest.raises(ValueError, match=r"digits_b\.pt do not match .*widths=\(12, 24, 48, 96\)"):
+    with pytest.raises(ValueError, match=r"digits_b\.pt do not match .*--widths 12,24,48,96"):
         proxygrad.load("digits-b")
     assert proxygrad.load("digits").name == "digits"  # model A is unaffected
 

@@ -69,7 +69,8 @@ def visualize(model, objectives=None, *, method: str = "proxygrad", slope: float
     or an nn.Module. ``recipe`` ("paper", "lucent", "maco"; see recipes.py) starts from that recipe's settings
     (its own step count unless ``steps`` is given; ``spectrum=`` picks maco's magnitude); without it the
     settings are :class:`RenderConfig`'s (500 steps). Further keywords go to :class:`RenderConfig` and override
-    the recipe's (lr, step_rule, parametrization, regularization, temperature, octaves, batch_size, ...).
+    the recipe's (lr, step_rule, parametrization, regularization, temperature, octaves, batch_size, ...;
+    ``kinds="all"`` with ``smooth_variant``, ``pool_temperature``, ... for method proxygrad beyond ReLU).
     Images come back in [-1, 1], scored by the original network.
     """
     if recipe is not None:

@@ -30,7 +30,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..models.spec import InputSpec
-from ..surrogates import MODES, patched
+from ..surrogates import MODES, patched, pooling
+from ..surrogates.patch import RECTIFIER_MODULES, SMOOTH_MODULES, _kinds, _validate
 from ..surrogates.rectifier import check_slope
 from .objectives import (
     INPUT,
@@ -52,6 +53,8 @@ STEP_RULES = ("normalized", "plain", "adam", "nadam")
 DEFAULT_LR = {"plain": 1.0, "adam": 0.05, "nadam": 1.0}
 SLOPE_SCHEDULES = ("constant", "linear-to-zero")
 PRECISIONS = ("fp32", "bf16")
+PROXY_OPTIONS = {"smooth_variant": "smooth", "smooth_slope": "smooth", "pool_variant": "pooling",
+                 "pool_temperature": "pooling", "pool_share": "pooling"}  # RenderConfig field -> its kind
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,14 @@ class RenderConfig:
     channels-last inputs (faster convolutions on GPUs). ``compile=True`` runs the proxy's forward (with its
     captured layers) through ``torch.compile`` (default mode, ``dynamic=False``: each new batch or octave
     shape compiles once, later batches of a seen shape reuse it). It needs a constant slope (a schedule
-    re-patches the proxy at every step) and rectifier modules (functional calls such as ``F.relu`` cannot be
-    rerouted inside a compiled forward); values agree with eager ones to rounding, not bitwise."""
+    re-patches the proxy at every step) and modules (functional calls such as ``F.relu`` or ``F.gelu`` cannot
+    be rerouted inside a compiled forward); values agree with eager ones to rounding, not bitwise.
+    ``kinds`` selects what the proxy changes, as ``patched(kinds=...)`` does: ``("rectifiers",)`` (default),
+    ``"smooth"`` (GELU, SiLU, Mish, ELU, Hardswish), ``"pooling"`` (max pooling), ``"all"`` or a tuple of them;
+    kinds other than rectifiers need method "proxygrad". Their settings ``smooth_variant``, ``smooth_slope``,
+    ``pool_variant``, ``pool_temperature`` (softmax variant) and ``pool_share`` (share variant) default to None,
+    meaning ``patched``'s defaults (docs/proxies.md); ``slope`` and its schedule stay the rectifiers'.
+    With ``compile=True`` the proxy copy's in-place smooth modules run out of place (same values)."""
 
     method: str = "proxygrad"
     slope: float = 0.075
@@ -144,6 +153,12 @@ class RenderConfig:
     image_size: tuple[int, int] | None = None
     temperature: float = 1.0
     compile: bool = False
+    kinds: tuple[str, ...] | str = ("rectifiers",)
+    smooth_variant: str | None = None
+    smooth_slope: float | None = None
+    pool_variant: str | None = None
+    pool_temperature: float | None = None
+    pool_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.method not in MODES:
@@ -151,6 +166,7 @@ class RenderConfig:
         check_slope(self.slope, "slope")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {self.temperature}")
+        self._check_kinds()
         if self.slope_schedule not in SLOPE_SCHEDULES:
             raise ValueError(f"slope_schedule must be one of {SLOPE_SCHEDULES}, got {self.slope_schedule!r}")
         if self.slope_schedule != "constant" and self.method not in ("leaky", "proxygrad"):
@@ -169,6 +185,36 @@ class RenderConfig:
             raise ValueError(f"memory_mb must be > 0, got {self.memory_mb}")
         if not (self.init_sigma >= 0 and math.isfinite(self.init_sigma)):
             raise ValueError(f"init_sigma must be finite and >= 0, got {self.init_sigma}")
+
+    @property
+    def proxy_options(self) -> dict:
+        """The per-kind settings that were given (not None), as keywords of ``patched``."""
+        return {name: getattr(self, name) for name in PROXY_OPTIONS if getattr(self, name) is not None}
+
+    def _check_kinds(self) -> None:
+        """``kinds`` and the per-kind settings, checked by ``patched``'s own validation; kinds as a tuple."""
+        kinds = _kinds(self.kinds)
+        if set(kinds) != {"rectifiers"} and self.method != "proxygrad":
+            raise ValueError(f"kinds={kinds!r} needs method 'proxygrad': method {self.method!r} has no proxies "
+                             "for smooth activations or pooling (use kinds=('rectifiers',))")
+        for name, kind in PROXY_OPTIONS.items():
+            if getattr(self, name) is not None and kind not in kinds:
+                raise ValueError(f"{name} applies to kind {kind!r}, which kinds={kinds!r} does not select")
+        variant = self.pool_variant or pooling.DEFAULT_VARIANT
+        for name, needs in (("pool_temperature", "softmax"), ("pool_share", "share")):
+            if getattr(self, name) is not None and variant != needs:
+                raise ValueError(f"{name} is the {needs!r} pooling proxy's setting, not {variant!r}'s")
+        if self.pool_temperature is not None:  # pooling's own message says "temperature": name the field
+            try:
+                pooling.check_proxy("softmax", self.pool_temperature, pooling.DEFAULT_SHARE)
+            except ValueError as error:
+                raise ValueError(f"pool_temperature: {error}") from None
+        settings = _validate(nn.Module(), self.method, self.slope, kinds=kinds, temperature=self.temperature,
+                             **self.proxy_options)
+        self.kinds = settings.kinds
+        for name in PROXY_OPTIONS:  # numbers as patched() uses them (e.g. an int slope as a float)
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(settings, name))
 
     def _check_parametrization(self) -> None:
         if isinstance(self.parametrization, str):
@@ -380,11 +426,13 @@ def _normalizer(spec: InputSpec, like: Tensor, channels_last: bool = False):
 
 
 def _patch(proxy: nn.Module, config: RenderConfig, slope: float, functional: bool = True):
-    """The proxy patched for ``config.method`` with backward slope ``slope`` (a context manager);
-    ``functional=False`` leaves functional calls alone (no TorchFunctionMode around the forward)."""
+    """The proxy patched for ``config.method`` with backward slope ``slope`` and ``config.kinds`` with their
+    settings (a context manager); ``functional=False`` leaves functional calls alone (no TorchFunctionMode
+    around the forward)."""
+    options = dict(config.proxy_options, kinds=config.kinds)
     if config.method == "softgate":
-        return patched(proxy, config.method, slope, temperature=config.temperature, functional=functional)
-    return patched(proxy, config.method, slope, functional=functional)
+        options["temperature"] = config.temperature
+    return patched(proxy, config.method, slope, functional=functional, **options)
 
 
 def _patched_for_step(proxy: nn.Module, config: RenderConfig, step: int, functional: bool):
@@ -395,9 +443,15 @@ def _patched_for_step(proxy: nn.Module, config: RenderConfig, step: int, functio
     return _patch(proxy, config, config.slope_at(step), functional)
 
 
+_FUNCTIONS = {"rectifiers": "rectifier functions (F.relu, torch.relu, ...)",
+              "smooth": "smooth activation functions (F.gelu, F.silu, ...)",
+              "pooling": "max pooling functions (F.max_pool2d, ...)"}
+
+
 def _functional(proxy: nn.Module, spec: InputSpec, config: RenderConfig, device) -> bool:
     """Whether the proxy needs ``patched``'s TorchFunctionMode (which intercepts every torch call of every
-    step): one forward of a gray image, patched, counts its functional rectifier calls (``F.relu``, ...).
+    step): one forward of a gray image, patched, counts its functional calls of the selected kinds
+    (``F.relu``, ``F.gelu``, ``F.max_pool2d``, ...).
     Not needed when it made none and the patch swapped modules; needed otherwise (e.g. a model without
     rectifier modules keeps today's behaviour). ValueError with ``compile=True`` when it made any."""
     if config.method == "relu":
@@ -406,17 +460,18 @@ def _functional(proxy: nn.Module, spec: InputSpec, config: RenderConfig, device)
     with torch.no_grad(), _patch(proxy, config, config.slope) as record:
         proxy(x)
     if config.compile and record.functional_calls:
-        raise ValueError("compile=True: the model's forward calls rectifier functions (F.relu, torch.relu, "
-                         "...), which cannot be rerouted to their proxies inside a compiled forward; use "
-                         "nn.ReLU modules or compile=False")
+        kinds = [k for k in config.kinds if record.calls_by_kind.get(k)]
+        raise ValueError(f"compile=True: the model's forward calls {' and '.join(_FUNCTIONS[k] for k in kinds)}, "
+                         "which cannot be rerouted to their proxies inside a compiled forward; use modules "
+                         "(nn.ReLU, nn.GELU, nn.MaxPool2d, ...) or compile=False")
     return record.functional_calls > 0 or (record.modules == 0 and not config.compile)
 
 
 def _out_of_place(proxy: nn.Module) -> None:
-    """Make the proxy copy's rectifier modules out of place: the in-place proxy rectifier (``mark_dirty``)
-    breaks torch.compile's graph. Same values; the original network is not touched."""
+    """Make the proxy copy's rectifier and smooth activation modules out of place: an in-place proxy
+    (``mark_dirty``) breaks torch.compile's graph. Same values; the original network is not touched."""
     for module in proxy.modules():
-        if isinstance(module, (nn.ReLU, nn.LeakyReLU, nn.ReLU6)):
+        if isinstance(module, RECTIFIER_MODULES + SMOOTH_MODULES) and hasattr(module, "inplace"):
             module.inplace = False
 
 

@@ -1,5 +1,5 @@
-"""Linear regions of MLPs with 2-D inputs (seed 003): exact counts with ``regioncam``, a grid-sampling estimate,
-and dead units.
+"""Linear regions of MLPs with 2-D inputs (seed 003): exact counts per layer (``regioncam``, through
+:func:`proxygrad.exact.regions.partition`), a grid-sampling estimate, and dead units.
 
 The networks are ``nn.Sequential`` stacks of ``nn.Linear`` layers, each hidden one followed by ``nn.ReLU``,
 ``nn.LeakyReLU`` or ``ProxyGradReLU``; only the forward pass matters (a ProxyGrad-trained ReLU network has
@@ -13,12 +13,15 @@ and Hanin & Rolnick (2019). For Leaky ReLU (slope > 0) every pattern change is a
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from ..exact.network import Affine, Rectifier, trace
+from ..exact.regions import partition
 from ..surrogates import ProxyGradReLU
 
 
@@ -88,11 +91,11 @@ def hidden_layers(model: nn.Sequential) -> list[tuple[nn.Linear, float]]:
     return layers
 
 
-def _weights(linear: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
-    """(W (in, out), b (out,)) as float32 numpy, the ``x @ W + b`` convention of regioncam."""
-    weight = linear.weight.detach().cpu().double().numpy().T
-    bias = linear.bias.detach().cpu().double().numpy() if linear.bias is not None else np.zeros(weight.shape[1])
-    return weight, bias
+def _forward_network(model: nn.Sequential) -> nn.Sequential:
+    """A CPU copy of ``model``'s hidden layers, each rectifier replaced by the plain module of its forward pass
+    (``nn.LeakyReLU(slope)``; slope 0 is ReLU)."""
+    return nn.Sequential(*(m for linear, slope in hidden_layers(model)
+                           for m in (copy.deepcopy(linear).cpu(), nn.LeakyReLU(slope))))
 
 
 @dataclass
@@ -111,26 +114,14 @@ class RegionMesh:
 
 
 def exact_regions(model: nn.Sequential, box: Box) -> RegionMesh:
-    """Build the exact region mesh of ``model``'s hidden layers in ``box`` with ``regioncam``.
-
-    regioncam works in the square [-1, 1]^2, so the input is written as x = center + half * u for u there and
-    this affine map is folded into the first layer.
-    """
-    import regioncam
-
-    cam = regioncam.Regioncam(size=1.0)
-    counts, linear_ids = [], []
-    for index, (linear, slope) in enumerate(hidden_layers(model)):
-        weight, bias = _weights(linear)
-        if index == 0:
-            weight, bias = box.half[:, None] * weight, bias + box.center @ weight
-        linear_ids.append(cam.linear(weight.astype(np.float32), bias.astype(np.float32)))
-        cam.leaky_relu(slope) if slope > 0 else cam.relu()
-        counts.append(int(cam.num_faces))
-    vertices = box.center + box.half * np.asarray(cam.vertex_inputs, dtype=float)
-    polygons = [vertices[np.asarray(face.vertex_ids)] for face in cam.faces]
-    max_pre = [np.asarray(cam.vertex_activations(i)).max(0) for i in linear_ids]
-    return RegionMesh(counts=counts, polygons=polygons, max_preactivation=max_pre)
+    """The exact region mesh of ``model``'s hidden layers in ``box``, enumerated by ``regioncam``."""
+    net = trace(_forward_network(model), (2,))
+    found = partition(net, box.low, box.high)
+    operations = list(enumerate(net.operations))
+    return RegionMesh(counts=[found.faces[k] for k, op in operations if isinstance(op, Rectifier)],
+                      polygons=found.polygons(),
+                      max_preactivation=[found.vertex_values(k).max(0) for k, op in operations
+                                         if isinstance(op, Affine)])
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ def register(sub) -> None:
     parser.add_argument("--model", default=None, help="the visualized network (default: bundled digits)")
     parser.add_argument("--weights", default=None)
     parser.add_argument("--second", default=None, help="independently trained network for transferability "
-                        "(default: digits-b)")
+                        "(default: digits-b; 'none' to skip)")
     parser.add_argument("--second-weights", default=None, help="weights of --second (torchvision name or file)")
     parser.add_argument("--evaluator", default=None, help="network for plausibility and FID (default: --second)")
     parser.add_argument("--evaluator-weights", default=None)
@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from ..report.html import write_report
 
     exact = args.exact_network
-    config = preset(args.preset, model=args.model, weights=args.weights, second=args.second,
+    second = "" if args.second == "none" else args.second  # "" (not None, which keeps the default): no second network
+    config = preset(args.preset, model=args.model, weights=args.weights, second=second,
                     second_weights=args.second_weights, evaluator=args.evaluator,
                     evaluator_weights=args.evaluator_weights, real=args.real, classes=args.classes, seeds=args.seeds,
                     methods=args.methods, steps=args.steps, spectrum=args.spectrum, batch_size=args.batch_size,

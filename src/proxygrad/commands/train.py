@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``train`` and ``table``: data, hyper-parameters, devices."""
-    from ..train.data import DATASETS
+    from ..train.datasets import DATASETS
 
     parser.add_argument("--preset", default="paper", help="paper (Appendix 11.2: 300 epochs, ...) or digits "
                         "(the bundled data, about a minute on 2 CPU cores)")

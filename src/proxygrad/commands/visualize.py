@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import floats, ints
+from ._args import floats, ints, names
 
 DEFAULT_STEPS = 200  # without --recipe (the recipes' own counts are larger)
 
@@ -52,6 +52,17 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
                         "redirected-captum, softgate, guided")
     parser.add_argument("--slope", type=float, default=0.075, help="backward (proxygrad) or Leaky ReLU slope")
     parser.add_argument("--temperature", type=float, default=1.0, help="softgate's temperature t > 0")
+    parser.add_argument("--kinds", type=names, default=("rectifiers",), metavar="KIND,...",
+                        help="what method proxygrad changes: rectifiers (default), smooth (GELU, SiLU, Mish, ELU, "
+                        "Hardswish), pooling (max pooling) or all; comma-separated")
+    parser.add_argument("--smooth-variant", default=None,
+                        help="smooth proxy: floor, add or leaky (default: add; see docs/proxies.md)")
+    parser.add_argument("--smooth-slope", type=float, default=None, help="smooth proxy's slope (default: 0.05)")
+    parser.add_argument("--pool-variant", default=None, help="max pooling proxy: softmax or share (default: softmax)")
+    parser.add_argument("--pool-temperature", type=float, default=None,
+                        help="softmax pooling proxy's temperature t > 0 (default: 0.5)")
+    parser.add_argument("--pool-share", type=float, default=None,
+                        help="share pooling proxy's share s >= 0 (default: 0.2)")
     parser.add_argument("--steps", type=int, default=None,
                         help=f"default: {DEFAULT_STEPS}, or the recipe's own when --recipe is given")
     parser.add_argument("--lr", type=float, default=None,
@@ -110,6 +121,50 @@ def _check_combination(param, regularize: str) -> None:
                      f"step); choose --regularize {' or '.join(fits)}")
 
 
+PROXY_FLAGS = {"smooth_variant": "--smooth-variant", "smooth_slope": "--smooth-slope",
+               "pool_variant": "--pool-variant", "pool_temperature": "--pool-temperature",
+               "pool_share": "--pool-share"}
+
+
+def _proxy_options(args: argparse.Namespace, methods: list[str]) -> dict:
+    """--kinds and the per-kind options as RenderConfig fields, for method proxygrad. ValueError when they
+    would be ignored or another method cannot use them."""
+    from ..surrogates.patch import _kinds
+
+    options = {name: getattr(args, name) for name in PROXY_FLAGS if getattr(args, name) is not None}
+    kinds = _kinds("all" if args.kinds == ("all",) else args.kinds)
+    if not options and kinds == ("rectifiers",):
+        return {}
+    given = (["--kinds"] if kinds != ("rectifiers",) else []) + [PROXY_FLAGS[name] for name in options]
+    if "proxygrad" not in methods:
+        raise ValueError(f"{' and '.join(given)} apply to method proxygrad only, which --methods does not include")
+    others = [m for m in methods if m not in ("relu", "proxygrad")]
+    if set(kinds) != {"rectifiers"} and others:
+        raise ValueError(f"--kinds {','.join(args.kinds)}: only method proxygrad has proxies beyond rectifiers; "
+                         f"drop {', '.join(others)} from --methods or use --kinds rectifiers")
+    return {"kinds": kinds, **options}
+
+
+def proxy_settings(config) -> dict:
+    """The kinds a RenderConfig changes and the settings they use (defaults filled in), for results.json."""
+    from ..surrogates import pooling, smooth
+
+    def pick(value, default):
+        return default if value is None else value
+
+    settings = {"kinds": list(config.kinds)}
+    if "smooth" in config.kinds:
+        settings.update(smooth_variant=pick(config.smooth_variant, smooth.DEFAULT_VARIANT),
+                        smooth_slope=pick(config.smooth_slope, smooth.DEFAULT_SLOPE))
+    if "pooling" in config.kinds:
+        settings["pool_variant"] = pick(config.pool_variant, pooling.DEFAULT_VARIANT)
+        if settings["pool_variant"] == "softmax":
+            settings["pool_temperature"] = pick(config.pool_temperature, pooling.DEFAULT_TEMPERATURE)
+        else:
+            settings["pool_share"] = pick(config.pool_share, pooling.DEFAULT_SHARE)
+    return settings
+
+
 def build_configs(args: argparse.Namespace, spec, methods: list[str], init_image) -> tuple[dict, dict]:
     """{label: RenderConfig} for every method (label: see ``method_label``), and the settings they share
     (recipe, parametrization, steps, step rule, lr, regularization). Raises ValueError before any work."""
@@ -128,18 +183,22 @@ def build_configs(args: argparse.Namespace, spec, methods: list[str], init_image
     shared = dict(parametrization=param, regularization=regularization, temperature=args.temperature,
                   steps=args.steps if args.steps is not None else chosen.steps if args.recipe else DEFAULT_STEPS,
                   step_rule=args.step_rule or chosen.step_rule, lr=args.lr if args.lr is not None else chosen.lr)
+    proxies = _proxy_options(args, methods)
     configs = {}
     for method in methods:
         slope = args.slope if method in SLOPED else 0.0
         configs[method_label(method, args.slope, args.temperature)] = recipe_config(
             chosen.name, spec, method=method, slope=slope, init_sigma=args.init_sigma, init_image=init_image,
             octaves=args.octaves, batch_size=args.batch_size, memory_mb=args.memory_mb, precision=args.precision,
-            channels_last=args.channels_last, progress=not args.quiet, **shared)
+            channels_last=args.channels_last, progress=not args.quiet, **shared,
+            **(proxies if method == "proxygrad" else {}))
     image_size = next(iter(configs.values())).image_size
+    proxygrad = next((c for c in configs.values() if c.method == "proxygrad"), None)
     settings = {"recipe": chosen.name, "parametrization": param.describe(), "regularize": regularize,
                 "regularization": repr(regularization), "temperature": args.temperature, "steps": shared["steps"],
                 "step_rule": shared["step_rule"], "lr": shared["lr"],
-                "image_size": list(image_size) if image_size else None}
+                "image_size": list(image_size) if image_size else None,
+                "proxies": proxy_settings(proxygrad) if proxygrad is not None else None}
     return configs, settings
 
 

@@ -1,15 +1,20 @@
-"""Exact maximum of a network with a 2-D input, by enumerating its linear regions with ``regioncam``.
+"""Linear regions of a network with a 2-D input, enumerated exactly with ``regioncam``; the exact maximum over
+a square from them.
 
-A piecewise-linear network is affine on each region of a polygonal partition of the input square; the
-maximum of an affine function over a polygon lies at a vertex, so the maximum over the square is the largest
-output over the partition's vertices. ``regioncam`` builds the partition exactly (layer by layer, splitting
-faces where a rectifier's input changes sign); the outputs at the vertices are then recomputed in float64 by
-the network itself (regioncam works in float32).
+This module is the one wrapper of ``regioncam`` (``proxygrad.analysis.regions`` counts regions per layer with
+it). :func:`partition` maps regioncam's square [-1, 1]^2 onto an input rectangle by a first linear layer, then
+adds one regioncam layer per operation of a chain of affine layers and rectifiers, splitting regions where a
+rectifier's input changes sign. regioncam works in float32.
+
+A piecewise-linear network is affine on each region, and the maximum of an affine function over a polygon lies
+at a vertex, so :func:`maximize_2d` takes the largest output over the vertices, recomputed in float64 by the
+network itself.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch.nn as nn
@@ -29,31 +34,71 @@ class RegionMaximum:
     seconds: float
 
 
-def regions(model: nn.Module | PiecewiseLinear, low: float = -1.0, high: float = 1.0):
-    """The ``regioncam.Regioncam`` partition of ``[low, high]^2`` for a network with 2 inputs.
+@dataclass
+class Partition:
+    """The linear regions of a network over the rectangle [low[0], high[0]] x [low[1], high[1]].
+
+    ``cam``: the ``regioncam.Regioncam``; its square [-1, 1]^2 is the rectangle (x = center + half * u).
+    ``layers[k]``: the regioncam layer holding the output of the network's operation k.
+    ``faces[k]``: the number of regions after operation k (1 until a rectifier splits the rectangle).
+    """
+
+    cam: object
+    low: np.ndarray
+    high: np.ndarray
+    layers: list[int]
+    faces: list[int]
+
+    @property
+    def vertices(self) -> np.ndarray:
+        """(V, 2) float64 coordinates of the vertices in the input plane."""
+        center, half = (self.low + self.high) / 2, (self.high - self.low) / 2
+        return center + half * np.asarray(self.cam.vertex_inputs, dtype=np.float64)
+
+    def polygons(self) -> list[np.ndarray]:
+        """The regions after the last operation, each (n_i, 2) vertex coordinates in boundary order."""
+        vertices = self.vertices
+        return [vertices[np.asarray(face.vertex_ids)] for face in self.cam.faces]
+
+    def vertex_values(self, k: int) -> np.ndarray:
+        """(V, size) float32 output of operation k at every vertex, as regioncam computes it."""
+        return np.asarray(self.cam.vertex_activations(self.layers[k]))
+
+
+def partition(model: nn.Module | PiecewiseLinear, low: Sequence[float], high: Sequence[float]) -> Partition:
+    """The linear regions of a network with 2 inputs over the rectangle ``low`` (2,) to ``high`` (2,).
 
     Supports chains of affine layers and rectifiers (MLPs, also with BatchNorm); ValueError for max pooling or
     residual adds (use :func:`proxygrad.exact.maximize` for those).
     """
     import regioncam
 
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    if low.shape != (2,) or high.shape != (2,) or not (np.isfinite(low).all() and np.isfinite(high).all()
+                                                       and (low < high).all()):
+        raise ValueError(f"the input rectangle needs 2 finite coordinates with low < high, got low={low.tolist()}, "
+                         f"high={high.tolist()}")
     net = _net(model)
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise ValueError(f"the input square needs finite low < high, got [{low}, {high}]")
-    cam = regioncam.Regioncam(size=1.0)  # the square [-1, 1]^2; mapped to [low, high]^2 first
+    cam = regioncam.Regioncam(size=1.0)
     center, half = (low + high) / 2, (high - low) / 2
-    cam.linear(np.eye(2, dtype=np.float32) * np.float32(half), np.full(2, center, dtype=np.float32))
+    cam.linear(np.diag(half).astype(np.float32), center.astype(np.float32))
+    layers, faces = [], []
     for k, op in enumerate(net.operations):
         if not isinstance(op, (Affine, Rectifier)) or op.source != k:
             raise ValueError(f"region enumeration handles chains of affine layers and rectifiers; operation {k} "
                              f"is {type(op).__name__} (use proxygrad.exact.maximize, the MILP, instead)")
         if isinstance(op, Affine):
-            cam.linear(op.weight.T.astype(np.float32), op.bias.astype(np.float32))
-        elif op.slope == 0:
-            cam.relu()
+            layers.append(cam.linear(op.weight.T.astype(np.float32), op.bias.astype(np.float32)))
         else:
-            cam.leaky_relu(float(op.slope))
-    return cam
+            layers.append(cam.relu() if op.slope == 0 else cam.leaky_relu(float(op.slope)))
+        faces.append(int(cam.num_faces))
+    return Partition(cam, low, high, layers, faces)
+
+
+def regions(model: nn.Module | PiecewiseLinear, low: float = -1.0, high: float = 1.0):
+    """The ``regioncam.Regioncam`` partition of ``[low, high]^2`` for a network with 2 inputs (see
+    :func:`partition`)."""
+    return partition(model, (low, low), (high, high)).cam
 
 
 def maximize_2d(model: nn.Module | PiecewiseLinear, output: int = 0, low: float = -1.0,
@@ -62,14 +107,14 @@ def maximize_2d(model: nn.Module | PiecewiseLinear, output: int = 0, low: float 
     regions: the best vertex, its output recomputed in float64."""
     start = time.perf_counter()
     net = _net(model)
-    cam = regions(net, low, high)
-    vertices = np.asarray(cam.vertex_inputs, dtype=np.float64)
-    points = np.clip(low + (vertices + 1) / 2 * (high - low), low, high)
-    outputs = net.values(points)[-1]
-    if not 0 <= output < outputs.shape[1]:
-        raise ValueError(f"output {output} out of range: the network has {outputs.shape[1]} outputs")
-    best = int(np.argmax(outputs[:, output]))
-    return RegionMaximum(float(outputs[best, output]), points[best], int(cam.num_faces), len(points),
+    outputs = net(np.zeros(2)).shape[0]
+    if not 0 <= output < outputs:
+        raise ValueError(f"output {output} out of range: the network has {outputs} outputs")
+    found = partition(net, (low, low), (high, high))
+    points = np.clip(found.vertices, low, high)
+    values = net.values(points)[-1][:, output]
+    best = int(np.argmax(values))
+    return RegionMaximum(float(values[best]), points[best], int(found.cam.num_faces), len(points),
                          time.perf_counter() - start)
 
 

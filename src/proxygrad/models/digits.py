@@ -11,7 +11,8 @@ Model: :class:`DigitsResNet`, input (B, 1, 32, 32) in [-1, 1] (hence mean = std 
 
 A second bundled model, "digits-b" (``bundled/digits_b.pt`` / ``digits_b.json``), is trained independently
 (seed 1, four blocks of widths 12, 24, 48, 96) for cross-model checks such as seed 004's Table 1:
-reconstruct with one model, classify the reconstruction with the other.
+reconstruct with one model, classify the reconstruction with the other. ``REGENERATE`` and ``REGENERATE_B`` are
+the ``proxygrad train-bundled`` commands that rewrite each model's weights and provenance record.
 """
 from __future__ import annotations
 
@@ -38,9 +39,8 @@ SPLITS = ("train", "test", "all")
 REGENERATE = "proxygrad train-bundled --seed 0 --out src/proxygrad/models/bundled"
 WEIGHTS_FILE_B = BUNDLED_DIR / "digits_b.pt"
 PROVENANCE_FILE_B = BUNDLED_DIR / "digits_b.json"
-REGENERATE_B = ("python -c \"from proxygrad.models.train_bundled import TrainConfig, train_digits, save_bundled; "
-                "save_bundled(train_digits(TrainConfig(seed=1, widths=(12, 24, 48, 96))), "
-                "'src/proxygrad/models/bundled', name='digits_b')\"")
+REGENERATE_B = ("proxygrad train-bundled --seed 1 --widths 12,24,48,96 --name digits-b "
+                "--out src/proxygrad/models/bundled")
 BUNDLED_MODELS = ("digits", "digits-b")
 
 

@@ -9,6 +9,7 @@ Names, in the order they are tried:
 - a path (has a ``/``, or ends in .pt/.pth/.ckpt/.bin/.safetensors, or exists): a checkpoint -- a whole pickled
   ``nn.Module`` (``torch.load(weights_only=False)``, only ever for files the user names), or a state dict that
   says its architecture (``{"arch": ..., "state_dict": ...}``) or fits the digits model.
+  A checkpoint's ``"spec"`` entry (an :class:`InputSpec` or its ``to_dict()``) is the spec, whatever the source.
 - a torchvision classification model (``torchvision.models.list_models(module=torchvision.models)``).
 - a timm model name that torchvision does not have.
 
@@ -257,10 +258,9 @@ def guess_spec(model: nn.Module, meta: dict | None = None) -> InputSpec:
     conv/linear layer, 224 x 224, ImageNet mean/std for 3 channels and 0.5/0.5 otherwise, class names from
     ``meta["class_names"]``/``meta["classes"]``, class count from the last Linear layer."""
     meta = meta or {}
-    if isinstance(meta.get("spec"), InputSpec):
-        return meta["spec"]
-    if isinstance(meta.get("spec"), dict):
-        return InputSpec.from_dict(meta["spec"])
+    stored = stored_spec(meta)
+    if stored is not None:
+        return stored
     first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
     channels = getattr(first, "in_channels", 3) if isinstance(first, nn.Conv2d) else 3
     names = meta.get("class_names", meta.get("classes"))
@@ -271,6 +271,35 @@ def guess_spec(model: nn.Module, meta: dict | None = None) -> InputSpec:
     if channels == 3:
         return InputSpec.imagenet(224, class_names=names, num_classes=None if names else n)
     return InputSpec(channels, (224, 224), (0.5,) * channels, (0.5,) * channels, names, None if names else n)
+
+
+def stored_spec(meta: dict, path: str | Path | None = None) -> InputSpec | None:
+    """The spec a checkpoint stores as ``meta["spec"]`` (an :class:`InputSpec` or its ``to_dict()``), or None;
+    ValueError (naming ``path`` when given) when it is not a valid spec."""
+    spec = meta.get("spec")
+    if spec is None or isinstance(spec, InputSpec):
+        return spec
+    where = f"model file {path}" if path is not None else "checkpoint metadata"
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where}: 'spec' must be an InputSpec or its dict (InputSpec.to_dict()), "
+                         f"got {type(spec).__name__}")
+    try:
+        return InputSpec.from_dict(spec)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: its 'spec' is not a valid InputSpec ({err})") from None
+
+
+def _with_stored_spec(loaded: LoadedModel, meta: dict, path: str | Path) -> LoadedModel:
+    """``loaded`` with the checkpoint's stored spec in place of the source's default (unchanged without one);
+    ValueError when the stored class count differs from the model's outputs."""
+    spec = stored_spec(meta, path)
+    if spec is None:
+        return loaded
+    outputs = _out_features(loaded.model)
+    if spec.num_classes is not None and outputs is not None and spec.num_classes != outputs:
+        raise ValueError(f"model file {path}: its spec has {spec.num_classes} classes but the model has "
+                         f"{outputs} outputs")
+    return LoadedModel(loaded.model, spec, loaded.name, loaded.source)
 
 
 # ---- sources -------------------------------------------------------------------------------------------------
@@ -290,8 +319,8 @@ def _load_bundled(name: str, weights: str | None, num_classes: int | None) -> Lo
         if num_classes not in (None, 10):
             raise ValueError(f"the bundled {name} weights have 10 classes, got num_classes={num_classes}")
         return LoadedModel(_digits.load_digits_model(name=name), _digits.digits_spec(32), name, "bundled")
-    state, _ = _read_state(weights)
-    return _digits_from_state(state, weights, num_classes, "bundled")
+    state, meta = _read_state(weights)
+    return _with_stored_spec(_digits_from_state(state, weights, num_classes, "bundled"), meta, weights)
 
 
 def _digits_from_state(state: dict, path: str, num_classes: int | None, source: str) -> LoadedModel:
@@ -340,8 +369,9 @@ def _load_torchvision(name: str, weights: str | None, num_classes: int | None) -
             model = load_state_into(lambda n: tvm.get_model(name, weights=None, **kw(n)), state, weights, name,
                                     num_classes)
             names = meta.get("class_names", meta.get("classes"))
-            if isinstance(names, (list, tuple)) and len(names) == _out_features(model):
-                return LoadedModel(model, _tv_spec(model, default, tuple(map(str, names))), name, "torchvision")
+            fits = isinstance(names, (list, tuple)) and len(names) == _out_features(model)
+            spec = _tv_spec(model, default, tuple(map(str, names)) if fits else None)
+            return _with_stored_spec(LoadedModel(model, spec, name, "torchvision"), meta, weights)
         return LoadedModel(model, _tv_spec(model, default, None), name, "torchvision")
     w = _torchvision_weights(name, weights)
     categories = tuple(w.meta.get("categories") or ()) or None
@@ -399,7 +429,8 @@ def _load_timm(name: str, weights: str | None, num_classes: int | None) -> Loade
         model = load_state_into(lambda n: timm.create_model(name, pretrained=False, **kw(n)), state, weights,
                                 label, num_classes)
         names = meta.get("class_names", meta.get("classes"))
-        return LoadedModel(model, _timm_spec(model, tuple(map(str, names)) if names else None), label, "timm")
+        spec = _timm_spec(model, tuple(map(str, names)) if names else None)
+        return _with_stored_spec(LoadedModel(model, spec, label, "timm"), meta, weights)
     tagged = name if weights.lower() in ("pretrained", "default", "true") else f"{arch}.{weights}"
     if weights.lower() not in ("pretrained", "default", "true") and tagged not in timm.list_models(pretrained=True):
         tags = [n.split(".", 1)[1] for n in timm.list_models(arch, pretrained=True) if "." in n]
@@ -426,21 +457,23 @@ def _load_architecture(name: str, weights: str | None, num_classes: int | None) 
         model = load_state_into(build, state, weights, name, num_classes)
     else:
         raise ValueError(f"{name} has no downloadable weights; pass a local weights file")
-    spec = guess_spec(model, meta) if meta.get("spec") else InputSpec.imagenet(224, num_classes=_out_features(model))
-    return LoadedModel(model, spec, name, "bundled")
+    names = meta.get("class_names", meta.get("classes"))
+    names = tuple(map(str, names)) if isinstance(names, (list, tuple)) and len(names) == _out_features(model) else None
+    spec = InputSpec.imagenet(224, class_names=names, num_classes=None if names else _out_features(model))
+    return _with_stored_spec(LoadedModel(model, spec, name, "bundled"), meta, weights)
 
 
 def _load_checkpoint(path: str, num_classes: int | None) -> LoadedModel:
     obj, meta = unwrap_checkpoint(read_checkpoint(path), path)
     if isinstance(obj, Normalized):
-        loaded = LoadedModel(obj.model, obj.spec, path, "checkpoint")
+        loaded = _with_stored_spec(LoadedModel(obj.model, obj.spec, path, "checkpoint"), meta, path)
     elif isinstance(obj, nn.Module):
-        loaded = LoadedModel(obj, guess_spec(obj, meta), path, "checkpoint")
+        loaded = _with_stored_spec(LoadedModel(obj, guess_spec(obj, meta), path, "checkpoint"), meta, path)
     elif isinstance(meta.get("arch"), str):
-        inner = load(meta["arch"], weights=path, num_classes=num_classes)
-        return LoadedModel(inner.model, inner.spec, path, "checkpoint")
+        inner = load(meta["arch"], weights=path, num_classes=num_classes)  # its loader applies the stored spec
+        return _with_stored_spec(LoadedModel(inner.model, inner.spec, path, "checkpoint"), meta, path)
     elif _digits._widths_from_state(obj) is not None and "stem.0.weight" in obj:
-        return _digits_from_state(obj, path, num_classes, "checkpoint")
+        return _with_stored_spec(_digits_from_state(obj, path, num_classes, "checkpoint"), meta, path)
     else:
         raise ValueError(f"model file {path} holds a state dict ({len(obj)} tensors) without its architecture; "
                          f"name it: load('resnet18={path}') or load('resnet18', weights='{path}')")

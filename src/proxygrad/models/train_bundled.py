@@ -1,9 +1,12 @@
 """Train the bundled default model (:class:`~proxygrad.models.digits.DigitsResNet`) on the bundled digits data.
 
-Regenerate the shipped weights and their provenance record with::
+Regenerate the shipped weights and their provenance records with::
 
-    proxygrad train-bundled --seed 0 --out src/proxygrad/models/bundled
+    proxygrad train-bundled --seed 0 --out src/proxygrad/models/bundled                                    # digits
+    proxygrad train-bundled --seed 1 --widths 12,24,48,96 --name digits-b --out src/proxygrad/models/bundled  # digits-b
     # or, without the CLI:  python -m proxygrad.models.train_bundled --seed 0 --out src/proxygrad/models/bundled
+
+``--name NAME`` writes ``NAME.pt`` and ``NAME.json`` with ``-`` turned into ``_`` (``digits-b`` -> ``digits_b.pt``).
 
 Deterministic on the CPU for a given seed and thread count (other thread counts give equivalent weights, equal
 up to float rounding in the summation order). About a minute on 2 CPU cores.
@@ -15,8 +18,11 @@ import datetime as _dt
 import io
 import json
 import math
+import operator
 import os
 import platform
+import re
+import shlex
 import sys
 import time
 import uuid
@@ -62,7 +68,25 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.train_subset is not None and self.train_subset < 1:
             raise ValueError(f"train_subset must be None or a positive int, got {self.train_subset!r}")
-        self.widths = tuple(int(w) for w in self.widths)
+        try:
+            widths = tuple(operator.index(w) for w in self.widths)
+        except TypeError:
+            widths = ()
+        if not widths or min(widths) < 1:
+            raise ValueError(f"widths must be one or more positive ints (channels per block), got {self.widths!r}")
+        self.widths = widths
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_CLI_FIELDS = ("seed", "epochs", "batch_size", "lr", "widths", "train_subset")  # what train-bundled's flags set
+
+
+def file_stem(name: str) -> str:
+    """File stem of the bundled model ``name``: ``-`` becomes ``_`` ("digits-b" -> "digits_b"); ValueError for
+    names other than letters, digits, ``-`` and ``_``."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"name must be letters, digits, '-' and '_' (starting with a letter or digit), got {name!r}")
+    return name.replace("-", "_")
 
 
 @dataclass
@@ -154,22 +178,33 @@ def train_digits(config: TrainConfig | None = None, *, progress: bool = True) ->
     return TrainResult(model.eval(), cfg, test_acc, train_acc, time.perf_counter() - start, history)
 
 
-def _command(cfg: TrainConfig, out: Path) -> str:
+def command(cfg: TrainConfig, out: Path, name: str = "digits") -> str:
+    """The command that reproduces ``cfg`` into ``out`` under ``name``: ``proxygrad train-bundled ...`` when its
+    flags can say every setting that differs from the defaults, else a ``python -c`` line."""
     default = TrainConfig()
+    changed = [k for k, v in asdict(cfg).items() if v != getattr(default, k)]
+    if any(k not in _CLI_FIELDS for k in changed):
+        args = ", ".join(f"{k}={getattr(cfg, k)!r}" for k in ["seed"] + [k for k in changed if k != "seed"])
+        return ("python -c \"from proxygrad.models.train_bundled import TrainConfig, train_digits, save_bundled; "
+                f"save_bundled(train_digits(TrainConfig({args})), {out.as_posix()!r}, name={name!r})\"")
     parts = ["proxygrad train-bundled", f"--seed {cfg.seed}"]
-    for name, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size"), ("lr", "--lr")):
-        if getattr(cfg, name) != getattr(default, name):
-            parts.append(f"{flag} {getattr(cfg, name)}")
-    parts.append(f"--out {out.as_posix()}")
+    for key in changed:
+        if key != "seed":
+            value = ",".join(map(str, cfg.widths)) if key == "widths" else getattr(cfg, key)
+            parts.append(f"--{key.replace('_', '-')} {value}")
+    if name != "digits":
+        parts.append(f"--name {name}")
+    parts.append(f"--out {shlex.quote(out.as_posix())}")
     return " ".join(parts)
 
 
-def provenance(result: TrainResult, weights: Path, out_arg: Path) -> dict:
+def provenance(result: TrainResult, weights: Path, out_arg: Path, name: str = "digits") -> dict:
     """The JSON provenance record of saved weights (command, seed, data, split, accuracy, versions, sha256)."""
     import numpy
     import sklearn
 
     cfg = result.config
+    cmd = command(cfg, out_arg, name)
     train_n = len(digits_data("train")[1]) if cfg.train_subset is None else cfg.train_subset
     return {
         "model": "proxygrad.models.digits.DigitsResNet",
@@ -177,9 +212,9 @@ def provenance(result: TrainResult, weights: Path, out_arg: Path) -> dict:
         "num_params": sum(p.numel() for p in result.model.parameters()),
         "input": {"channels": 1, "size": [cfg.size, cfg.size], "range": [-1, 1], "mean": [0.5], "std": [0.5]},
         "classes": [str(d) for d in range(10)],
-        "command": _command(cfg, out_arg),
-        "command_without_cli": _command(cfg, out_arg).replace("proxygrad train-bundled",
-                                                               "python -m proxygrad.models.train_bundled"),
+        "name": name,
+        "command": cmd,
+        "command_without_cli": cmd.replace("proxygrad train-bundled", "python -m proxygrad.models.train_bundled"),
         "seed": cfg.seed,
         "data": DATA_DESCRIPTION,
         "split": {"method": "sklearn train_test_split, stratified", "random_state": SPLIT_SEED,
@@ -213,15 +248,17 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def save_bundled(result: TrainResult, out: str | Path, name: str = "digits") -> tuple[Path, Path]:
-    """Save ``result`` as ``out/<name>.pt`` (state dict) and ``out/<name>.json`` (provenance); returns both."""
+    """Save ``result`` as ``out/<stem>.pt`` (state dict) and ``out/<stem>.json`` (provenance), with
+    ``stem = file_stem(name)`` ("digits-b" -> digits_b.pt); returns both paths."""
+    stem = file_stem(name)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    weights, record = out / f"{name}.pt", out / f"{name}.json"
+    weights, record = out / f"{stem}.pt", out / f"{stem}.json"
     state = {k: v.detach().clone().contiguous() for k, v in result.model.state_dict().items()}
     buffer = io.BytesIO()  # not torch.save(path): the zip's inner folder would carry the temporary file's name
     torch.save(state, buffer)
     _atomic_write(weights, lambda p: p.write_bytes(buffer.getvalue()))
-    data = provenance(result, weights, out)
+    data = provenance(result, weights, out, name)
     _atomic_write(record, lambda p: p.write_text(json.dumps(data, indent=2) + "\n"))
     return weights, record
 
@@ -234,18 +271,42 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--epochs", type=int, default=d.epochs, help="epochs (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="batch size (default %(default)s)")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (default %(default)s)")
+    p.add_argument("--widths", type=_widths_arg, default=d.widths, metavar="W1,W2,...",
+                   help="channels of the stem and of each residual block, one block per width (default "
+                        f"{','.join(map(str, d.widths))}; digits-b: 12,24,48,96)")
+    p.add_argument("--train-subset", type=int, default=None, metavar="N",
+                   help="train on the first N training images only (quick checks; default: all 1347)")
+    p.add_argument("--name", default="digits",
+                   help="model name; the files are NAME.pt and NAME.json with '-' as '_' (default %(default)s; "
+                        "digits-b writes digits_b.pt and digits_b.json)")
     p.add_argument("--out", type=Path, default=Path("runs/train-bundled"),
-                   help="folder for digits.pt and digits.json (default %(default)s; the shipped ones live in "
+                   help="folder for the .pt and .json files (default %(default)s; the shipped ones live in "
                         "src/proxygrad/models/bundled)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
+def _widths_arg(text: str) -> tuple[int, ...]:
+    """``--widths`` "12,24,48,96" -> (12, 24, 48, 96); positivity is checked by :class:`TrainConfig`."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 12,24,48,96, got {text!r}") \
+            from None
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` that parsed ``train-bundled`` arguments ask for (ValueError if invalid)."""
+    return TrainConfig(seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       widths=args.widths, train_subset=args.train_subset)
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """Train and save from parsed ``train-bundled`` arguments; prints accuracy, time and the files written."""
-    cfg = TrainConfig(seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    cfg = config_from_args(args)
+    file_stem(args.name)  # a bad name fails before training
     result = train_digits(cfg, progress=not args.quiet)
-    weights, record = save_bundled(result, args.out)
+    weights, record = save_bundled(result, args.out, name=args.name)
     print(f"test accuracy {result.test_accuracy:.4f} (train {result.train_accuracy:.4f}) in {result.seconds:.1f} s")
     print(f"wrote {weights} ({weights.stat().st_size / 1e3:.0f} kB) and {record}")
     return 0

@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader, Subset
 
 from ..surrogates import MODES, convert
 from . import dist
-from .data import CenterCrop, DataConfig, Prepared, RandomCropFlip, batches, data_config, prepare
+from .datasets import CenterCrop, DataConfig, Prepared, RandomCropFlip, batches, data_config, prepare
 
 LR_MILESTONES = (0.6, 0.8, 0.84, 0.88, 0.92, 0.96)
 CHECKPOINT, METRICS, MODEL, RESULTS = "checkpoint.pt", "metrics.csv", "model.pt", "results.json"
