@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from proxygrad.am.colour import recorrelate
 from proxygrad.am.objectives import class_logit
-from proxygrad.am.parametrizations import Fourier, Maco, frequencies, parametrization
+from proxygrad.am.parametrizations import Fourier, Maco, Pixel, frequencies, parametrization
 from proxygrad.am.peer_transforms import LUCENT_ANGLES, LUCENT_SCALES, LucentStandard, MacoCrops, hashed_uniform
 from proxygrad.am.recipes import RECIPES, recipe_config
 from proxygrad.am.render import RenderConfig, Regularization, _Stepper, render
@@ -174,3 +174,22 @@ def test_lucent_recipe_matches_lucents_render_vis():
     ours = render(digits.model, digits.spec, [class_logit(k) for k in classes], [0] * 10,
                   recipe_config("lucent", digits.spec, method="relu", steps=steps, progress=False))
     assert abs(ours.activation.mean().item() - theirs) < 0.1 * abs(theirs)
+
+
+def test_transparency_map_is_the_summed_gradient_magnitude():
+    digits = load("digits")
+    objective = class_logit(3)
+    config = RenderConfig(method="relu", steps=2, step_rule="plain", lr=0.01, init_sigma=0.2, transparency=True,
+                          progress=False)
+    result = render(digits.model, digits.spec, [objective], [5], config)
+    x = Pixel().init(digits.spec, [5], digits.spec.size, 0.2, "cpu").requires_grad_(True)
+    expected = torch.zeros_like(x)
+    for _ in range(2):  # plain steps by hand on the original network (relu: the true gradient)
+        (g,) = torch.autograd.grad(digits.model(digits.spec.to_model_input(x))[0, 3], x)
+        expected += g.abs()
+        x = (x + 0.01 * g).clamp(-1, 1).detach().requires_grad_(True)
+    assert torch.allclose(result.transparency, expected, rtol=1e-4, atol=1e-6)
+    maco = render(digits.model, digits.spec, [objective], [5],
+                  recipe_config("maco", digits.spec, method="relu", steps=2, transparency=True, progress=False))
+    assert maco.transparency.shape == maco.images.shape and (maco.transparency >= 0).all()
+    assert render(digits.model, digits.spec, [objective], [5], RenderConfig(steps=1, progress=False)).transparency is None

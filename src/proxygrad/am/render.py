@@ -114,7 +114,8 @@ class RenderConfig:
     the others than pixel take input transforms (``regularization.augment``) but no after-step transforms,
     schemes, octaves or start image. ``image_size`` (H, W) renders the parametrized image at another size than
     the model's (MACO's large buffer); the model sees the transformed views resized to its own size.
-    ``temperature`` is the softgate surrogate's (method "softgate").
+    ``temperature`` is the softgate surrogate's (method "softgate"). ``transparency=True`` also returns MACO's
+    transparency map: the sum over steps of |d objective / d image| (what users show as an alpha channel).
     ``slope_schedule="linear-to-zero"`` anneals the slope of ``leaky``/``proxygrad`` linearly from ``slope`` at
     the first step to 0 at the last (over all octaves): for a ReLU network the last steps then follow the true
     gradient (for a Leaky ReLU network the end point 0 lies below the network's own slope).
@@ -153,6 +154,7 @@ class RenderConfig:
     image_size: tuple[int, int] | None = None
     temperature: float = 1.0
     compile: bool = False
+    transparency: bool = False
     kinds: tuple[str, ...] | str = ("rectifiers",)
     smooth_variant: str | None = None
     smooth_slope: float | None = None
@@ -259,7 +261,8 @@ class RenderConfig:
 class RenderResult:
     """Images (N, C, H, W) in [-1, 1] on the CPU with, per image: its objective's name, seed, the ORIGINAL
     network's final objective value and predicted class, the value every ``trace_every`` steps (N, T) at
-    ``trace_steps``, and how many steps had a zero or non-finite gradient."""
+    ``trace_steps``, and how many steps had a zero or non-finite gradient. ``transparency`` (N, C, H, W) >= 0,
+    like ``images``: the sum over steps of |d objective / d image| when ``config.transparency``, else None."""
 
     images: Tensor
     objectives: list[str]
@@ -273,6 +276,7 @@ class RenderResult:
     seconds: float
     config: RenderConfig
     batch_size: int
+    transparency: Tensor | None = None
 
     def records(self) -> list[dict]:
         return [{"objective": o, "seed": s, "activation": float(a), "predicted": int(p),
@@ -535,11 +539,12 @@ def _render_batch(score_original, forward, proxy, spec, objectives, seeds, confi
     to_input, score_input = _normalizer(spec, p, config.channels_last), _normalizer(spec, p)
     score = lambda q, size: _score(score_original, score_input, objectives, _resize(param.image(q, size), spec.size))
     uniforms = all_uniforms(reg.n_random, generators, sum(o.steps for o in config.schedule()), device, p.dtype)
-    size = base_size
+    size, alpha = base_size, None
     for octave in config.schedule():
         if param.pixel_space:
             size = tuple(max(1, round(octave.scale * s)) for s in base_size)
             p = _resize(p, size).clamp(-1, 1)
+            alpha = None if alpha is None else _resize(alpha, size)
             if stepper.moment1 is not None and stepper.moment1.shape != p.shape:
                 stepper = _Stepper(config.step_rule, p)
         lr = config.step_size(octave, p[0].numel())
@@ -550,8 +555,13 @@ def _render_batch(score_original, forward, proxy, spec, objectives, seeds, confi
             u_augment, u_after = _split(uniforms[step_index], reg)
             p = p.detach().requires_grad_(True)
             with _patched_for_step(proxy, config, step_index, functional), _autocast(config, device):
-                value = _ascent_value(forward, full, to_input, reg, param.image(p, size), u_augment, spec.size)
-                (g,) = torch.autograd.grad(value.sum(), p)
+                x = param.image(p, size)
+                value = _ascent_value(forward, full, to_input, reg, x, u_augment, spec.size)
+                if config.transparency:
+                    g, g_image = torch.autograd.grad(value.sum(), (p, x))
+                    alpha = g_image.abs() if alpha is None else alpha + g_image.abs()
+                else:
+                    (g,) = torch.autograd.grad(value.sum(), p)
             step = stepper.update(reg.scheme.filter_update(g), lr)
             with torch.no_grad():
                 p = p + step
@@ -565,6 +575,7 @@ def _render_batch(score_original, forward, proxy, spec, objectives, seeds, confi
     p = p.detach()
     if param.pixel_space:
         p, size = _resize(p, base_size).clamp(-1, 1), base_size
+        alpha = None if alpha is None else _resize(alpha, base_size)
     activation, predicted = score(p, size)
     trace.append(activation)
     trace_steps.append(step_index)
@@ -572,7 +583,8 @@ def _render_batch(score_original, forward, proxy, spec, objectives, seeds, confi
         images = param.image(p, size)
     return {"images": images.cpu(), "activation": activation.cpu(), "predicted": predicted.cpu(),
             "trace": torch.stack(trace, 1).cpu(), "trace_steps": trace_steps,
-            "zero": stepper.zero.cpu(), "nonfinite": stepper.nonfinite.cpu()}
+            "zero": stepper.zero.cpu(), "nonfinite": stepper.nonfinite.cpu(),
+            "transparency": None if alpha is None else alpha.float().cpu()}
 
 
 def bytes_per_image(proxy: nn.Module, spec: InputSpec, layers: frozenset[str], config: RenderConfig,
@@ -649,4 +661,5 @@ def render(model: nn.Module, spec: InputSpec, objectives: Sequence[Objective], s
                         activation=cat("activation"), predicted=cat("predicted"), trace=cat("trace"),
                         trace_steps=parts[0]["trace_steps"], zero_gradient_steps=cat("zero"),
                         nonfinite_gradient_steps=cat("nonfinite"), seconds=time.perf_counter() - start,
-                        config=config, batch_size=batch)
+                        config=config, batch_size=batch,
+                        transparency=cat("transparency") if config.transparency and config.steps else None)
