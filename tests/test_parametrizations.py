@@ -13,7 +13,8 @@ from proxygrad.am.objectives import class_logit
 from proxygrad.am.parametrizations import Fourier, Maco, Pixel, frequencies, parametrization
 from proxygrad.am.peer_transforms import LUCENT_ANGLES, LUCENT_SCALES, LucentStandard, MacoCrops, hashed_uniform
 from proxygrad.am.recipes import RECIPES, recipe_config
-from proxygrad.am.render import RenderConfig, Regularization, _Stepper, render
+from proxygrad.am.render import RenderConfig, Regularization, render
+from proxygrad.am.steppers import Stepper
 from proxygrad.models import load
 from proxygrad.models.spec import InputSpec
 
@@ -123,7 +124,7 @@ def test_nadam_matches_torch():
     torch.manual_seed(0)
     target = torch.randn(1, 5)
     p_ours, p_torch = torch.zeros(1, 5), torch.zeros(1, 5, requires_grad=True)
-    stepper, optimizer = _Stepper("nadam", p_ours), torch.optim.NAdam([p_torch], lr=0.1)
+    stepper, optimizer = Stepper("nadam", p_ours), torch.optim.NAdam([p_torch], lr=0.1)
     for _ in range(20):
         g = target - p_ours  # gradient of the objective -|p - target|^2 / 2 (to maximize)
         p_ours = p_ours + stepper.update(g, 0.1)

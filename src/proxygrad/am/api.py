@@ -8,8 +8,9 @@ import torch.nn as nn
 from ..models import LoadedModel, load
 from ..models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from . import recipes
+from .config import RenderConfig
 from .objectives import Objective, class_logit, parse
-from .render import RenderConfig, RenderResult, render
+from .render import RenderResult, render
 
 
 def resolve_model(model, spec: InputSpec | None = None, device=None) -> tuple[nn.Module, InputSpec, str]:

@@ -18,8 +18,9 @@ import torch.nn as nn
 
 from ..models.spec import InputSpec
 from ..parallel import barrier as _barrier, close, init
+from .config import RenderConfig
 from .objectives import Objective
-from .render import RenderConfig, RenderResult, render
+from .render import RenderResult, render
 
 
 def world() -> tuple[int, int]:

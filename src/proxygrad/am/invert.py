@@ -24,9 +24,11 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from ..models.spec import InputSpec
+from .config import Regularization, RenderConfig
 from .init import load_image
 from .objectives import Objective, check_layers, run_and_capture
-from .render import Regularization, RenderConfig, RenderResult, _onednn_off, render
+from .render import RenderResult, render
+from .runtime import deterministic_cpu
 from .schemes import Scheme
 
 NORMALIZATIONS = ("target", "none")
@@ -81,7 +83,7 @@ def target_features(model: nn.Module, spec: InputSpec, images: Tensor, layer: st
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), _onednn_off(images.device.type == "cpu"):
+        with torch.no_grad(), deterministic_cpu(images.device.type == "cpu"):
             return run_and_capture(model, images, spec.to_model_input(images), frozenset({layer}))[layer].detach()
     finally:
         model.train(was_training)

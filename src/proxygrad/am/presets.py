@@ -10,8 +10,8 @@ The last two only transform the model's input, so they work with every parametri
 """
 from __future__ import annotations
 
+from .config import Regularization
 from .peer_transforms import LucentStandard, MacoCrops
-from .render import Regularization
 from .schemes import Scheme
 from .transforms import Blur, Compose, Jitter, Rotate, Scale, Transform
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..models.spec import InputSpec
+from .config import RenderConfig
 from .parametrizations import parametrization
 from .presets import preset
-from .render import RenderConfig
 
 MACO_BUFFER = 1280 / 224
 

@@ -36,7 +36,8 @@ from ..am import RenderConfig, render
 from ..am.objectives import class_logit, target_class
 from ..am.presets import PRESETS as REGULARIZATIONS
 from ..am.presets import preset as regularization_preset
-from ..am.render import _cpu_threads, _onednn_off, proxy_network
+from ..am.render import proxy_network
+from ..am.runtime import cpu_threads, deterministic_cpu
 from ..models import LoadedModel, load
 from ..models.tiny import POOLING_NETWORKS, RECIPES, SMOOTH_NETWORKS, load_tiny
 from ..report.files import versions, write_csv, write_figure, write_json
@@ -192,7 +193,7 @@ def render_cell(loaded: LoadedModel, objectives, seeds: Sequence[int], m: dict, 
         result = render(proxy, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs], config, device=device)
     x = result.images.to(next(loaded.model.parameters()).device)
     # as render scores (oneDNN off, same intra-op threads): bit-identical on the CPU
-    with torch.no_grad(), _onednn_off(x.device.type == "cpu"), _cpu_threads(x.device, x.numel()):
+    with torch.no_grad(), deterministic_cpu(x.device.type == "cpu"), cpu_threads(x.device, x.numel()):
         logits = loaded.model(loaded.spec.to_model_input(x)).cpu()
     targets = [target_class(o) for o, _ in jobs]
     if None in targets:
