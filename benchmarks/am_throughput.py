@@ -145,6 +145,9 @@ def rows(args, device):
         table.append(("ours paper", batch, bench(**fast), ""))
         if not args.no_compile:
             table.append(("ours paper, compiled", batch, bench(compile=True, **fast), ""))
+            if device.type == "cuda":
+                table.append(("ours paper, compiled + CUDA graphs", batch, bench(compile="reduce-overhead", **fast),
+                              "mode reduce-overhead"))
         if device.type == "cpu":
             table.append(("ours paper, oneDNN", batch, bench(deterministic=False),
                           "not bitwise batch-independent"))

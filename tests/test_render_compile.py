@@ -162,3 +162,22 @@ def test_compiled_bf16_channels_last_on_cuda_agrees_with_fp32_eager():
     assert counters["stats"]["unique_graphs"] == 1  # the second rendering reuses the compiled forward
     relative = abs(fast.activation.mean() - fp32.activation.mean()) / fp32.activation.mean()
     assert relative < 0.02 and fast.images.dtype == torch.float32 and _hooks(loaded.model) == 0
+
+
+def test_compile_modes_are_checked_and_true_means_default():
+    assert RenderConfig(compile=True).compile_mode == "default" and RenderConfig().compile_mode is None
+    assert RenderConfig(compile="reduce-overhead").compile_mode == "reduce-overhead"
+    with pytest.raises(ValueError, match="torch.compile mode"):
+        RenderConfig(compile="fastest")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graphs_mode_agrees_with_eager_on_cuda():
+    import proxygrad
+
+    loaded = proxygrad.load(device="cuda")
+    options = dict(method="proxygrad", slope=0.075, steps=20, progress=False, device="cuda")
+    eager = proxygrad.visualize(loaded, None, **options)
+    graphs = proxygrad.visualize(loaded, None, compile="reduce-overhead", **options)
+    relative = abs(graphs.activation.mean() - eager.activation.mean()) / eager.activation.mean()
+    assert relative < 0.01 and _hooks(loaded.model) == 0

@@ -22,6 +22,7 @@ STEP_RULES = ("normalized", "plain", "adam", "nadam")
 DEFAULT_LR = {"plain": 1.0, "adam": 0.05, "nadam": 1.0}
 SLOPE_SCHEDULES = ("constant", "linear-to-zero")
 PRECISIONS = ("fp32", "bf16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 PROXY_OPTIONS = {"smooth_variant": "smooth", "smooth_slope": "smooth", "pool_variant": "pooling",
                  "pool_temperature": "pooling", "pool_share": "pooling"}  # RenderConfig field -> its kind
 
@@ -92,7 +93,8 @@ class RenderConfig:
     every reported score stay float32, from the original network); ``channels_last`` feeds the model
     channels-last inputs (faster convolutions on GPUs). ``compile=True`` runs the proxy's forward (with its
     captured layers) through ``torch.compile`` (default mode, ``dynamic=False``: each new batch or octave
-    shape compiles once, later batches of a seen shape reuse it). It needs a constant slope (a schedule
+    shape compiles once, later batches of a seen shape reuse it); a mode name instead of True picks
+    torch.compile's mode ("reduce-overhead" adds CUDA graphs on a GPU). It needs a constant slope (a schedule
     re-patches the proxy at every step) and modules (functional calls such as ``F.relu`` or ``F.gelu`` cannot
     be rerouted inside a compiled forward); values agree with eager ones to rounding, not bitwise.
     ``kinds`` selects what the proxy changes, as ``patched(kinds=...)`` does: ``("rectifiers",)`` (default),
@@ -122,7 +124,7 @@ class RenderConfig:
     parametrization: object = field(default_factory=Pixel)
     image_size: tuple[int, int] | None = None
     temperature: float = 1.0
-    compile: bool = False
+    compile: bool | str = False
     transparency: bool = False
     kinds: tuple[str, ...] | str = ("rectifiers",)
     smooth_variant: str | None = None
@@ -142,6 +144,9 @@ class RenderConfig:
             raise ValueError(f"slope_schedule must be one of {SLOPE_SCHEDULES}, got {self.slope_schedule!r}")
         if self.slope_schedule != "constant" and self.method not in ("leaky", "proxygrad"):
             raise ValueError(f"slope_schedule={self.slope_schedule!r} needs method 'leaky' or 'proxygrad'")
+        if isinstance(self.compile, str) and self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be True, False or a torch.compile mode {COMPILE_MODES}, "
+                             f"got {self.compile!r}")
         if self.compile and self.slope_schedule != "constant":
             raise ValueError(f"compile=True needs slope_schedule='constant': {self.slope_schedule!r} re-patches "
                              "the proxy at every step, which would recompile at every step")
@@ -206,6 +211,13 @@ class RenderConfig:
             raise ValueError(f"octaves need parametrization 'pixel', not {name!r}")
         if self.init_image is not None:
             raise ValueError(f"a start image needs parametrization 'pixel', not {name!r}")
+
+    @property
+    def compile_mode(self) -> str | None:
+        """torch.compile's mode ("reduce-overhead": CUDA graphs), or None when not compiling."""
+        if not self.compile:
+            return None
+        return "default" if self.compile is True else self.compile
 
     def schedule(self) -> tuple[Octave, ...]:
         return self.octaves or (Octave(1.0, self.steps, self.lr),)

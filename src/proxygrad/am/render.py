@@ -182,7 +182,7 @@ def _proxy_forward(proxy: nn.Module, layers: frozenset[str], config: RenderConfi
         return
     with Capturer(proxy, layers) as capturer:
         if config.compile:
-            capturer.forward = torch.compile(capturer.forward, dynamic=False)
+            capturer.forward = torch.compile(capturer.forward, dynamic=False, mode=config.compile_mode)
         yield capturer
 
 
