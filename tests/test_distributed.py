@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 ARGS = ["visualize", "--quiet", "-o", "1", "-o", "4", "-o", "layers.1.conv2:3", "--seeds", "0,1",
-        "--steps", "6", "--methods", "relu,proxygrad"]
+        "--steps", "6", "--methods", "relu,proxygrad", "--transparency"]
 
 
 def _run(command, out):
@@ -26,9 +26,10 @@ def test_torchrun_two_processes_equals_one(tmp_path):
     for a, b in zip(single["images"], sharded["images"]):
         assert (a["method"], a["objective"], a["seed"]) == (b["method"], b["objective"], b["seed"])
         assert abs(a["activation"] - b["activation"]) <= 1e-5 * max(1.0, abs(a["activation"]))
-        pixels_a = np.asarray(Image.open(tmp_path / "one" / a["file"]))
-        pixels_b = np.asarray(Image.open(tmp_path / "two" / b["file"]))
-        assert np.array_equal(pixels_a, pixels_b)
+        for key in ("file", "alpha"):  # the images and their transparency maps (gathered from the ranks)
+            pixels_a = np.asarray(Image.open(tmp_path / "one" / a[key]))
+            pixels_b = np.asarray(Image.open(tmp_path / "two" / b[key]))
+            assert np.array_equal(pixels_a, pixels_b)
 
 
 def test_sweep_over_two_processes_records_the_same_cells(tmp_path):

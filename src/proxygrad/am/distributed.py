@@ -79,4 +79,5 @@ def _merge(parts, n: int, config: RenderConfig) -> RenderResult:
                         zero_gradient_steps=stack("zero_gradient_steps"),
                         nonfinite_gradient_steps=stack("nonfinite_gradient_steps"),
                         seconds=max(r.seconds for _, r in parts if r is not None), config=config,
-                        batch_size=first.batch_size)
+                        batch_size=first.batch_size,
+                        transparency=stack("transparency") if first.transparency is not None else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ._args import floats, ints, names
+from .visualize import add_compile_option, compile_option
 
 
 def register(sub) -> None:
@@ -36,6 +37,7 @@ def register(sub) -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--precision", default=None, choices=("fp32", "bf16"))
     parser.add_argument("--channels-last", action="store_true", default=None)
+    add_compile_option(parser)
     parser.add_argument("--out", default=None, help="run directory; an existing one is resumed "
                         "(default: runs/sweep-PRESET-DATE-TIME)")
     parser.add_argument("--quiet", action="store_true")
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
                     gallery_classes=args.gallery_classes, gallery_slopes=args.gallery_slopes,
                     gallery_steps=args.gallery_steps, gallery_regularization=args.gallery_regularization,
                     device=args.device, precision=args.precision, channels_last=args.channels_last,
-                    parametrization=args.param, step_rule=args.step_rule, temperature=args.temperature)
+                    parametrization=args.param, step_rule=args.step_rule, temperature=args.temperature,
+                    compile=compile_option(args.compile))
     validate(config)
     out = Path(args.out or f"runs/sweep-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}")
     payload = run_sweep(config, out, progress=not args.quiet)

@@ -92,8 +92,29 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels-last", action="store_true", help="channels-last inputs (faster on GPUs)")
     parser.add_argument("--memory-mb", type=float, default=None,
                         help="memory budget per batch: lowers the batch size to fit (estimated)")
+    add_compile_option(parser)
+    parser.add_argument("--transparency", action="store_true",
+                        help="also write MACO's transparency map of each image (sum over steps of |d objective / "
+                        "d image|) as NNN_..._transparency.png and the image with it as alpha (NNN_..._alpha.png)")
     parser.add_argument("--out", default=None, help="run directory (default: runs/visualize-DATE-TIME)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_compile_option(parser: argparse.ArgumentParser) -> None:
+    """``--compile [MODE]``: absent False, alone True (torch.compile's default mode), or a mode name."""
+    parser.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
+                        help="run the proxy's forward through torch.compile; MODE: default (when given alone), "
+                        "reduce-overhead (CUDA graphs), max-autotune or max-autotune-no-cudagraphs")
+
+
+def compile_option(value) -> bool | str:
+    """``--compile``'s value checked: False, True or one of torch.compile's modes; ValueError otherwise."""
+    from ..am.config import COMPILE_MODES
+
+    if value is True or value is False or value in COMPILE_MODES:
+        return value
+    raise ValueError(f"--compile takes no value (torch.compile's default mode) or one of "
+                     f"{', '.join(COMPILE_MODES)}; got {value!r}")
 
 
 def _parametrization(args: argparse.Namespace, chosen, channels: int):
@@ -167,7 +188,8 @@ def proxy_settings(config) -> dict:
 
 def build_configs(args: argparse.Namespace, spec, methods: list[str], init_image) -> tuple[dict, dict]:
     """{label: RenderConfig} for every method (label: see ``method_label``), and the settings they share
-    (recipe, parametrization, steps, step rule, lr, regularization). Raises ValueError before any work."""
+    (recipe, parametrization, steps, step rule, lr, regularization, compile, transparency). Raises ValueError
+    before any work."""
     from ..am.presets import build
     from ..am.recipes import recipe, recipe_config
     from ..report.visualization import SLOPED, method_label
@@ -190,7 +212,8 @@ def build_configs(args: argparse.Namespace, spec, methods: list[str], init_image
         configs[method_label(method, args.slope, args.temperature)] = recipe_config(
             chosen.name, spec, method=method, slope=slope, init_sigma=args.init_sigma, init_image=init_image,
             octaves=args.octaves, batch_size=args.batch_size, memory_mb=args.memory_mb, precision=args.precision,
-            channels_last=args.channels_last, progress=not args.quiet, **shared,
+            channels_last=args.channels_last, progress=not args.quiet, compile=compile_option(args.compile),
+            transparency=args.transparency, **shared,
             **(proxies if method == "proxygrad" else {}))
     image_size = next(iter(configs.values())).image_size
     proxygrad = next((c for c in configs.values() if c.method == "proxygrad"), None)
@@ -198,7 +221,8 @@ def build_configs(args: argparse.Namespace, spec, methods: list[str], init_image
                 "regularization": repr(regularization), "temperature": args.temperature, "steps": shared["steps"],
                 "step_rule": shared["step_rule"], "lr": shared["lr"],
                 "image_size": list(image_size) if image_size else None,
-                "proxies": proxy_settings(proxygrad) if proxygrad is not None else None}
+                "proxies": proxy_settings(proxygrad) if proxygrad is not None else None,
+                "compile": args.compile, "transparency": args.transparency}
     return configs, settings
 
 
@@ -219,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     rank, processes = world()
+    compile_option(args.compile)
     device = torch.device(args.device) if args.device else local_device()
     loaded = load(args.model, weights=args.weights, device=device)
     size = (args.size if len(args.size) == 2 else args.size[0]) if args.size else None
@@ -236,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/visualize-{datetime.now():%Y%m%d-%H%M%S}")
     results = {}
     for label, config in configs.items():
+        if config.compile:  # each method is a new graph per shape: keep under dynamo's recompile limit (8)
+            torch._dynamo.reset()
         results[label] = render_sharded(loaded.model, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs],
                                         config, device=device)
     if rank != 0:

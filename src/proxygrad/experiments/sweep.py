@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from ..am import RenderConfig
 from ..am.distributed import barrier, local_device, render_sharded, world
 from ..am.api import resolve_objectives
+from ..am.config import COMPILE_MODES
 from ..am.objectives import target_class
 from ..am.parametrizations import PARAMETRIZATIONS
 from ..am.presets import PRESETS as REGULARIZATIONS, preset as regularization_preset
@@ -55,7 +56,8 @@ class SweepConfig:
     any of the backward surrogates (MODES); ``slopes`` apply to leaky and proxygrad, ``temperature`` to
     softgate. ``parametrization``: pixel, fourier or maco (the last two need regularizations that do not act on
     pixels: none, lucent, maco). ``gallery_regularization`` None: that of the parametrization's recipe
-    (pixel: paper, fourier: lucent, maco: maco)."""
+    (pixel: paper, fourier: lucent, maco: maco). ``compile``: False, True (torch.compile's default mode) or a
+    mode name (see ``RenderConfig``); values agree with eager ones to rounding, so a compiled cell is keyed apart."""
 
     model: str | None = None
     weights: str | None = None
@@ -78,6 +80,12 @@ class SweepConfig:
     parametrization: str = "pixel"
     step_rule: str = DEFAULT_STEP_RULE
     temperature: float = 1.0
+    compile: bool | str = False
+
+    @property
+    def compile_mode(self) -> str | None:
+        """torch.compile's mode, or None when not compiling (True means "default")."""
+        return None if not self.compile else "default" if self.compile is True else self.compile
 
     def resolved(self) -> "SweepConfig":
         """This config with the gallery's regularization filled in (see the class docstring)."""
@@ -114,6 +122,9 @@ def validate(config: SweepConfig) -> None:
     if config.parametrization not in PARAMETRIZATIONS:
         raise ValueError(f"unknown parametrization {config.parametrization!r}; valid: {', '.join(PARAMETRIZATIONS)}")
     check_temperature(config.temperature)
+    if not (isinstance(config.compile, bool) or config.compile in COMPILE_MODES):
+        raise ValueError(f"compile must be True, False or a torch.compile mode ({', '.join(COMPILE_MODES)}), "
+                         f"got {config.compile!r}")
     for slope in (*config.slopes, *config.gallery_slopes):
         if not 0 <= slope <= 1:
             raise ValueError(f"slope {slope} is out of range for a sweep: use slopes in [0, 1]")
@@ -134,8 +145,9 @@ def validate(config: SweepConfig) -> None:
 
 def cell(config: SweepConfig, method: str, slope: float, steps: int, regularization: str, **extra) -> dict:
     """One cell's settings (its key in cells.jsonl). The temperature (softgate), a parametrization other than
-    pixel and a step rule other than the default are added, so that the keys of the original sweep stay as
-    they were and a run directory resumed with other settings does not reuse cells."""
+    pixel, a step rule other than the default and the compile mode (when compiling) are added, so that the keys
+    of the original sweep stay as they were and a run directory resumed with other settings does not reuse
+    cells."""
     settings = {**extra, "regularization": regularization, "steps": steps, "method": method, "slope": slope}
     if method == "softgate":
         settings["temperature"] = config.temperature
@@ -143,6 +155,8 @@ def cell(config: SweepConfig, method: str, slope: float, steps: int, regularizat
         settings["parametrization"] = config.parametrization
     if config.step_rule != DEFAULT_STEP_RULE:
         settings["step_rule"] = config.step_rule
+    if config.compile_mode is not None:
+        settings["compile"] = config.compile_mode
     return settings
 
 
@@ -177,7 +191,7 @@ def render_config(settings: dict, config: SweepConfig, model_size, progress: boo
                         regularization=regularization_preset(settings["regularization"], model_size=model_size),
                         progress=progress, precision=config.precision, channels_last=config.channels_last,
                         parametrization=config.parametrization, step_rule=config.step_rule,
-                        temperature=config.temperature)
+                        temperature=config.temperature, compile=config.compile)
 
 
 def class_objectives(classes: Sequence[str] | None, spec) -> list:
@@ -190,6 +204,8 @@ def class_objectives(classes: Sequence[str] | None, spec) -> list:
 def _render_cell(loaded: LoadedModel, objectives, seeds, settings: dict, config: SweepConfig, progress: bool):
     jobs = [(o, s) for o in objectives for s in seeds]
     settings_config = render_config(settings, config, tuple(loaded.spec.size), progress)
+    if config.compile:  # each cell's slope is a constant of its compiled graph: without a reset, dynamo's
+        torch._dynamo.reset()  # recompile limit (8 graphs per function) would send later cells back to eager
     result = render_sharded(loaded.model, loaded.spec, [o for o, _ in jobs], [s for _, s in jobs], settings_config)
     targets = [target_class(o) for o, _ in jobs]
     return result, targets  # result is None on ranks other than 0 (see am.distributed)

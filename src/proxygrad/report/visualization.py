@@ -1,15 +1,20 @@
 """The run directory of ``proxygrad visualize``: PNGs, a grid, an activation-vs-step plot, results.json."""
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
 
 from ..am.render import RenderResult
 from ..models.spec import InputSpec
 from ..surrogates import is_ascent
 from .figures import image_grid, trace_plot
-from .files import versions, write_figure, write_json, write_png
+from .files import to_uint8, versions, write_bytes, write_figure, write_json, write_png
 from .html import write_report
 
 
@@ -37,6 +42,37 @@ def _class_name(spec: InputSpec, index: int | None) -> str | None:
     return spec.class_names[index] if spec.class_names and 0 <= index < len(spec.class_names) else str(index)
 
 
+def normalized_transparency(transparency: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """MACO's transparency map (C, H, W) >= 0 summed over channels and divided by its own max: (1, H, W) in
+    [0, 1]. An all-zero map (or None: a rendering of 0 steps, shaped ``like`` the image) stays zero."""
+    if transparency is None:
+        return torch.zeros(1, *like.shape[1:])
+    total = transparency.detach().float().cpu().sum(0, keepdim=True)
+    peak = total.max()
+    return total / peak if peak > 0 else torch.zeros_like(total)
+
+
+def write_alpha_png(path: str | Path, image: torch.Tensor, alpha: torch.Tensor) -> Path:
+    """Save an image (C, H, W) in [-1, 1] (C 1 or 3; gray is repeated into RGB) as an RGBA PNG whose alpha is
+    ``alpha`` (1, H, W) in [0, 1] (0: transparent, 1: opaque), atomically."""
+    rgb = to_uint8(image)
+    rgb = np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb
+    opacity = to_uint8(alpha * 2 - 1)  # [0, 1] -> [-1, 1] -> 0..255
+    buffer = io.BytesIO()
+    Image.fromarray(np.dstack([rgb, opacity])).save(buffer, format="PNG")
+    return write_bytes(path, buffer.getvalue())
+
+
+def _write_transparency(run_dir: Path, file: Path, image: torch.Tensor, transparency) -> dict:
+    """The normalized map as a grayscale PNG and the image with it as alpha, next to ``file``; their paths."""
+    alpha = normalized_transparency(transparency, image)
+    stem = file.with_suffix("")
+    paths = {"transparency": f"{stem}_transparency.png", "alpha": f"{stem}_alpha.png"}
+    write_png(run_dir / paths["transparency"], alpha * 2 - 1)
+    write_alpha_png(run_dir / paths["alpha"], image, alpha)
+    return paths
+
+
 def method_summary(result: RenderResult, targets: Sequence[int | None]) -> dict:
     """Mean and std of the original network's activation; share of images classified as their target;
     ``ascent``: whether the method's gradient is an ascent direction of the objective (False for guided)."""
@@ -54,7 +90,8 @@ def write_visualization(run_dir: str | Path, results: Mapping[str, RenderResult]
     """Write the run directory and return the results.json payload.
 
     ``results[method]`` must all render the same objectives and seeds in the same order; ``targets[i]``
-    is the class objective i asks for (or None).
+    is the class objective i asks for (or None). A result rendered with ``transparency=True`` also gets, per
+    image, its normalized transparency map and an RGBA copy (records' "transparency" and "alpha" files).
     """
     run_dir = Path(run_dir)
     first = next(iter(results.values()))
@@ -65,6 +102,9 @@ def write_visualization(run_dir: str | Path, results: Mapping[str, RenderResult]
             write_png(run_dir / file, result.images[i])
             images.append({"method": method, **record, "predicted_name": _class_name(spec, record["predicted"]),
                            "target": targets[i], "target_name": _class_name(spec, targets[i]), "file": str(file)})
+            if result.config.transparency:
+                maps = None if result.transparency is None else result.transparency[i]
+                images[-1].update(_write_transparency(run_dir, file, result.images[i], maps))
     labels = [f"{o} / seed {s}" if len(set(first.seeds)) > 1 else o for o, s in zip(first.objectives, first.seeds)]
     notes = {m: [f"{a:.2f} -> {_class_name(spec, p)}" for a, p in zip(r.activation.tolist(), r.predicted.tolist())]
              for m, r in results.items()}
