@@ -113,3 +113,11 @@ def test_visualize_at_another_size_and_one_the_model_cannot_take(tmp_path, capsy
     code, out = _visualize(tmp_path, "--model", str(tmp_path / "fixed.pt"), "--size", "12", "--steps", "2",
                            "-o", "1", "--methods", "relu")
     assert code == 0
+
+
+def test_version(capsys):
+    import proxygrad
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"proxygrad {proxygrad.__version__}"

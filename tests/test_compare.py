@@ -2,6 +2,7 @@
 import csv
 import json
 import math
+import subprocess
 
 import numpy as np
 import pytest
@@ -91,8 +92,15 @@ def test_real_images_from_a_class_folder(tmp_path):
         load_folder_images(tmp_path, spec, [1], per_class=5)
 
 
-def test_tiny_run_scores_every_method_and_resumes(tmp_path):
-    payload = run_compare(CompareConfig(**TINY), tmp_path, progress=False)
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """(run directory, payload) of one tiny comparison shared by the tests below."""
+    run_dir = tmp_path_factory.mktemp("compare")
+    return run_dir, run_compare(CompareConfig(**TINY), run_dir, progress=False)
+
+
+def test_tiny_run_scores_every_method_and_resumes(tiny_run):
+    tmp_path, payload = tiny_run
     with open(tmp_path / "summary.csv", newline="") as handle:
         table = {row["method"]: row for row in csv.DictReader(handle)}
     assert json.loads((tmp_path / "results.json").read_text())["findings"] == payload["findings"]
@@ -111,6 +119,21 @@ def test_tiny_run_scores_every_method_and_resumes(tmp_path):
     again = run_compare(CompareConfig(**TINY), tmp_path, progress=False)
     assert (tmp_path / "cells.jsonl").read_text().count("\n") == lines  # nothing rendered again
     assert again["findings"] == payload["findings"]
+
+
+def test_the_report_page_shows_every_image(tiny_run, chromium):
+    from tests.conftest import CHROMIUM_FLAGS
+
+    run_dir, _ = tiny_run
+    assert cli.main(["report", str(run_dir)]) == 0
+    page = run_dir / "report.html"
+    text = page.read_text()
+    count = text.count("<img")
+    assert count >= 8 + 2 and "Methods x metrics" in text and "not an ascent direction" in text
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={run_dir / 'profile'}",
+                          "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert f'data-images-ok="{count}/{count}"' in dom
 
 
 def _row(method, surrogate, values, ascent=True):
@@ -169,3 +192,18 @@ def test_without_a_second_network_transferability_is_left_out(tmp_path):
     with open(out / "summary.csv", newline="") as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["transferability"] == "" and row["optimality_gap"] == "" and row["plausibility"] != ""
+
+
+def test_a_model_without_rectifiers_is_refused_up_front(tmp_path, capsys):
+    import torch.nn as nn
+
+    from proxygrad.models.spec import InputSpec
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GELU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+    path = tmp_path / "gelu.pt"
+    torch.save({"model": model, "spec": InputSpec(1, (32, 32), (0.5,), (0.5,),
+                                                  class_names=tuple(map(str, range(10)))).to_dict()}, path)
+    out = tmp_path / "run"
+    assert cli.main(["compare", "--quiet", "--model", str(path), "--methods", "relu@paper,proxygrad@paper",
+                     "--out", str(out)]) == 2
+    assert not out.exists() and "nothing for mode 'proxygrad' to change" in capsys.readouterr().err

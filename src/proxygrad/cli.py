@@ -8,7 +8,10 @@ from .commands import register_all
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="proxygrad", description="Activation maximization with ProxyGrad.")
+    parser.add_argument("--version", action="version", version=f"proxygrad {__version__}")
     register_all(parser.add_subparsers(dest="command", metavar="COMMAND"))
     return parser
 

@@ -35,7 +35,7 @@ from ..models import LoadedModel, digits_data, load
 from ..models.spec import InputSpec
 from ..report.files import read_png, versions, write_csv, write_figure, write_json, write_png
 from ..report.rows import ResultRows, cell_key
-from ..surrogates import MODES, is_ascent
+from ..surrogates import MODES, is_ascent, patched
 from .compare_summary import METRICS, findings, metric_figure, summary_rows
 from .gap import NETWORKS, SIZE, train_network
 
@@ -214,6 +214,9 @@ def prepare(config: CompareConfig) -> Setup:
         render_config = method.render_config(model.spec, config.steps.get(method.recipe), config.spectrum)
         if render_config.parametrization.name == "maco":
             render_config.parametrization.magnitude(model.spec.channels, model.spec.size, device)
+    for surrogate in sorted({m.surrogate for m in methods} - {"relu"}):
+        with patched(model.model, surrogate, 0.1):  # ValueError when the model has nothing it changes
+            pass
     second = load(config.second, weights=config.second_weights, device=device) if config.second else None
     evaluator = load(config.evaluator, weights=config.evaluator_weights, device=device) if config.evaluator \
         else second or model
