@@ -3,6 +3,7 @@ import csv
 import json
 import math
 import subprocess
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 
 from proxygrad import cli
-from proxygrad.experiments.compare import (CompareConfig, Method, parse_method, prepare, preset, run_compare)
+from proxygrad.experiments.compare import CompareConfig, Method, parse_method, prepare, preset, run_compare
 from proxygrad.experiments.compare_summary import findings, proxygrad_lines, summary_rows
 from proxygrad.metrics.real import load_folder_images
 from proxygrad.models import load
@@ -207,3 +208,24 @@ def test_a_model_without_rectifiers_is_refused_up_front(tmp_path, capsys):
     assert cli.main(["compare", "--quiet", "--model", str(path), "--methods", "relu@paper,proxygrad@paper",
                      "--out", str(out)]) == 2
     assert not out.exists() and "nothing for mode 'proxygrad' to change" in capsys.readouterr().err
+
+
+def test_proxygrad_methods_can_proxy_smooth_activations(tmp_path):
+    import torch.nn as nn
+
+    from proxygrad.models.spec import InputSpec
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GELU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+    path = tmp_path / "gelu.pt"
+    torch.save({"model": model, "spec": InputSpec(1, (32, 32), (0.5,), (0.5,),
+                                                  class_names=tuple(map(str, range(10)))).to_dict()}, path)
+    config = CompareConfig(model=str(path), second="", classes=("1",), seeds=(0, 1), steps={"paper": 3},
+                           methods=("relu@paper", "proxygrad@paper"), kinds="smooth", exact_network=None)
+    assert [m.label for m in config.parsed()] == ["relu @ paper", "proxygrad s=0.075 [smooth] @ paper"]
+    payload = run_compare(config, tmp_path / "run", progress=False)
+    assert any("proxygrad s=0.075 [smooth] @ paper vs relu @ paper" in line for line in payload["findings"])
+    with pytest.raises(ValueError, match="kinds must be"):
+        CompareConfig(kinds="gelus").parsed()
+    with pytest.raises(ValueError, match="nothing for mode 'redirected' to change"):
+        prepare(replace(config, methods=("redirected@paper",)))

@@ -193,8 +193,8 @@ def test_cli_kinds_all_on_a_model_file_renders_records_and_scores_with_the_origi
     rectifiers = render(_net(), SPEC, OBJECTIVES, [0, 0], RenderConfig(**common))
     relu = render(_net(), SPEC, OBJECTIVES, [0, 0], RenderConfig(method="relu", **{**common, "slope": 0.0}))
     activation = {m: [r["activation"] for r in results["images"] if r["method"] == m] for m in results["methods"]}
-    assert activation["proxygrad s=0.075"] == pytest.approx(by_hand.activation.tolist(), rel=1e-6)
-    assert activation["proxygrad s=0.075"] != pytest.approx(rectifiers.activation.tolist(), rel=1e-6)
+    assert activation["proxygrad s=0.075 [all]"] == pytest.approx(by_hand.activation.tolist(), rel=1e-6)
+    assert activation["proxygrad s=0.075 [all]"] != pytest.approx(rectifiers.activation.tolist(), rel=1e-6)
     assert activation["relu"] == pytest.approx(relu.activation.tolist(), rel=1e-6)  # relu: the kinds do not apply
     assert torch.allclose(by_hand.activation, _original_scores(_net(), by_hand.images), rtol=1e-6, atol=1e-6)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..surrogates import MODES, pooling
-from ..surrogates.patch import _kinds, _validate
+from ..surrogates.patch import check_kinds, check_settings
 from ..surrogates.rectifier import check_slope
 from .objectives import ImagePenalty, Objective
 from .parametrizations import Pixel, parametrization
@@ -169,7 +169,7 @@ class RenderConfig:
 
     def _check_kinds(self) -> None:
         """``kinds`` and the per-kind settings, checked by ``patched``'s own validation; kinds as a tuple."""
-        kinds = _kinds(self.kinds)
+        kinds = check_kinds(self.kinds)
         if set(kinds) != {"rectifiers"} and self.method != "proxygrad":
             raise ValueError(f"kinds={kinds!r} needs method 'proxygrad': method {self.method!r} has no proxies "
                              "for smooth activations or pooling (use kinds=('rectifiers',))")
@@ -185,8 +185,8 @@ class RenderConfig:
                 pooling.check_proxy("softmax", self.pool_temperature, pooling.DEFAULT_SHARE)
             except ValueError as error:
                 raise ValueError(f"pool_temperature: {error}") from None
-        settings = _validate(nn.Module(), self.method, self.slope, kinds=kinds, temperature=self.temperature,
-                             **self.proxy_options)
+        settings = check_settings(self.method, self.slope, kinds=kinds, temperature=self.temperature,
+                                  **self.proxy_options)
         self.kinds = settings.kinds
         for name in PROXY_OPTIONS:  # numbers as patched() uses them (e.g. an int slope as a float)
             if getattr(self, name) is not None:

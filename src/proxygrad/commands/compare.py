@@ -38,6 +38,8 @@ def register(sub) -> None:
                         help="comma-separated SURROGATE[:SLOPE_OR_TEMPERATURE]@RECIPE, e.g. "
                         "relu@paper,proxygrad:0.075@lucent,softgate:0.5@maco")
     parser.add_argument("--steps", type=_steps, default=None, metavar="RECIPE:N,...")
+    parser.add_argument("--kinds", type=names, default=None, metavar="KIND,...",
+                        help="what the proxygrad methods change: rectifiers (default), smooth, pooling, all")
     parser.add_argument("--spectrum", default=None, help="maco magnitude: digits, natural or a file from "
                         "`proxygrad spectrum`")
     parser.add_argument("--exact-network", default=None, help="network of `proxygrad gap` for the optimality "
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
                     second_weights=args.second_weights, evaluator=args.evaluator,
                     evaluator_weights=args.evaluator_weights, real=args.real, classes=args.classes, seeds=args.seeds,
                     methods=args.methods, steps=args.steps, spectrum=args.spectrum, batch_size=args.batch_size,
+                    kinds=None if args.kinds is None else ("all" if args.kinds == ("all",) else args.kinds),
                     device=args.device)
     if exact is not None:
         from dataclasses import replace

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import floats, ints, names
-from .visualize import add_compile_option, compile_option
+from ._args import add_compile_option, add_proxy_options, compile_option, floats, ints, names, proxy_options
 
 
 def register(sub) -> None:
@@ -27,6 +26,7 @@ def register(sub) -> None:
                         help="pixel (default), fourier or maco; the last two take regularizations none, lucent, maco")
     parser.add_argument("--step-rule", default=None, help="normalized (default), plain, adam or nadam")
     parser.add_argument("--temperature", type=float, default=None, help="softgate's temperature t > 0 (default 1)")
+    add_proxy_options(parser)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--gallery-classes", type=names, default=None)
@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..am.distributed import finish
+    from dataclasses import replace
+
     from ..experiments.sweep import preset, run_sweep, validate
     from ..report.html import write_report
 
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
                     device=args.device, precision=args.precision, channels_last=args.channels_last,
                     parametrization=args.param, step_rule=args.step_rule, temperature=args.temperature,
                     compile=compile_option(args.compile))
+    config = replace(config, **proxy_options(args, list(config.methods)))  # errors named by the flags
     validate(config)
     out = Path(args.out or f"runs/sweep-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}")
     payload = run_sweep(config, out, progress=not args.quiet)

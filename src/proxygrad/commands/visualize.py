@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import floats, ints, names
+from ._args import add_compile_option, add_proxy_options, compile_option, floats, ints, proxy_options
 
 DEFAULT_STEPS = 200  # without --recipe (the recipes' own counts are larger)
 
@@ -52,17 +52,7 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
                         "redirected-captum, softgate, guided")
     parser.add_argument("--slope", type=float, default=0.075, help="backward (proxygrad) or Leaky ReLU slope")
     parser.add_argument("--temperature", type=float, default=1.0, help="softgate's temperature t > 0")
-    parser.add_argument("--kinds", type=names, default=("rectifiers",), metavar="KIND,...",
-                        help="what method proxygrad changes: rectifiers (default), smooth (GELU, SiLU, Mish, ELU, "
-                        "Hardswish), pooling (max pooling) or all; comma-separated")
-    parser.add_argument("--smooth-variant", default=None,
-                        help="smooth proxy: floor, add or leaky (default: add; see docs/proxies.md)")
-    parser.add_argument("--smooth-slope", type=float, default=None, help="smooth proxy's slope (default: 0.05)")
-    parser.add_argument("--pool-variant", default=None, help="max pooling proxy: softmax or share (default: softmax)")
-    parser.add_argument("--pool-temperature", type=float, default=None,
-                        help="softmax pooling proxy's temperature t > 0 (default: 0.5)")
-    parser.add_argument("--pool-share", type=float, default=None,
-                        help="share pooling proxy's share s >= 0 (default: 0.2)")
+    add_proxy_options(parser)
     parser.add_argument("--steps", type=int, default=None,
                         help=f"default: {DEFAULT_STEPS}, or the recipe's own when --recipe is given")
     parser.add_argument("--lr", type=float, default=None,
@@ -100,23 +90,6 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_compile_option(parser: argparse.ArgumentParser) -> None:
-    """``--compile [MODE]``: absent False, alone True (torch.compile's default mode), or a mode name."""
-    parser.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
-                        help="run the proxy's forward through torch.compile; MODE: default (when given alone), "
-                        "reduce-overhead (CUDA graphs), max-autotune or max-autotune-no-cudagraphs")
-
-
-def compile_option(value) -> bool | str:
-    """``--compile``'s value checked: False, True or one of torch.compile's modes; ValueError otherwise."""
-    from ..am.config import COMPILE_MODES
-
-    if value is True or value is False or value in COMPILE_MODES:
-        return value
-    raise ValueError(f"--compile takes no value (torch.compile's default mode) or one of "
-                     f"{', '.join(COMPILE_MODES)}; got {value!r}")
-
-
 def _parametrization(args: argparse.Namespace, chosen, channels: int):
     """--param (or the recipe's), with maco's spectrum loaded and checked against the model's channels."""
     from ..am.parametrizations import parametrization
@@ -142,48 +115,11 @@ def _check_combination(param, regularize: str) -> None:
                      f"step); choose --regularize {' or '.join(fits)}")
 
 
-PROXY_FLAGS = {"smooth_variant": "--smooth-variant", "smooth_slope": "--smooth-slope",
-               "pool_variant": "--pool-variant", "pool_temperature": "--pool-temperature",
-               "pool_share": "--pool-share"}
-
-
-def _proxy_options(args: argparse.Namespace, methods: list[str]) -> dict:
-    """--kinds and the per-kind options as RenderConfig fields, for method proxygrad. ValueError when they
-    would be ignored or another method cannot use them."""
-    from ..surrogates.patch import _kinds
-
-    options = {name: getattr(args, name) for name in PROXY_FLAGS if getattr(args, name) is not None}
-    kinds = _kinds("all" if args.kinds == ("all",) else args.kinds)
-    if not options and kinds == ("rectifiers",):
-        return {}
-    given = (["--kinds"] if kinds != ("rectifiers",) else []) + [PROXY_FLAGS[name] for name in options]
-    if "proxygrad" not in methods:
-        raise ValueError(f"{' and '.join(given)} apply to method proxygrad only, which --methods does not include")
-    others = [m for m in methods if m not in ("relu", "proxygrad")]
-    if set(kinds) != {"rectifiers"} and others:
-        raise ValueError(f"--kinds {','.join(args.kinds)}: only method proxygrad has proxies beyond rectifiers; "
-                         f"drop {', '.join(others)} from --methods or use --kinds rectifiers")
-    return {"kinds": kinds, **options}
-
-
 def proxy_settings(config) -> dict:
     """The kinds a RenderConfig changes and the settings they use (defaults filled in), for results.json."""
-    from ..surrogates import pooling, smooth
+    from ..surrogates.patch import proxy_settings as settings_of
 
-    def pick(value, default):
-        return default if value is None else value
-
-    settings = {"kinds": list(config.kinds)}
-    if "smooth" in config.kinds:
-        settings.update(smooth_variant=pick(config.smooth_variant, smooth.DEFAULT_VARIANT),
-                        smooth_slope=pick(config.smooth_slope, smooth.DEFAULT_SLOPE))
-    if "pooling" in config.kinds:
-        settings["pool_variant"] = pick(config.pool_variant, pooling.DEFAULT_VARIANT)
-        if settings["pool_variant"] == "softmax":
-            settings["pool_temperature"] = pick(config.pool_temperature, pooling.DEFAULT_TEMPERATURE)
-        else:
-            settings["pool_share"] = pick(config.pool_share, pooling.DEFAULT_SHARE)
-    return settings
+    return settings_of(config.kinds, **config.proxy_options)
 
 
 def build_configs(args: argparse.Namespace, spec, methods: list[str], init_image) -> tuple[dict, dict]:
@@ -192,7 +128,7 @@ def build_configs(args: argparse.Namespace, spec, methods: list[str], init_image
     before any work."""
     from ..am.presets import build
     from ..am.recipes import recipe, recipe_config
-    from ..report.visualization import SLOPED, method_label
+    from ..report.visualization import RECTIFIERS_ONLY, SLOPED, method_label
 
     if not methods:
         raise ValueError("--methods is empty: name at least one method (e.g. relu,proxygrad)")
@@ -205,11 +141,12 @@ def build_configs(args: argparse.Namespace, spec, methods: list[str], init_image
     shared = dict(parametrization=param, regularization=regularization, temperature=args.temperature,
                   steps=args.steps if args.steps is not None else chosen.steps if args.recipe else DEFAULT_STEPS,
                   step_rule=args.step_rule or chosen.step_rule, lr=args.lr if args.lr is not None else chosen.lr)
-    proxies = _proxy_options(args, methods)
+    proxies = proxy_options(args, methods)
     configs = {}
     for method in methods:
         slope = args.slope if method in SLOPED else 0.0
-        configs[method_label(method, args.slope, args.temperature)] = recipe_config(
+        kinds = proxies.get("kinds", RECTIFIERS_ONLY) if method == "proxygrad" else RECTIFIERS_ONLY
+        configs[method_label(method, args.slope, args.temperature, kinds)] = recipe_config(
             chosen.name, spec, method=method, slope=slope, init_sigma=args.init_sigma, init_image=init_image,
             octaves=args.octaves, batch_size=args.batch_size, memory_mb=args.memory_mb, precision=args.precision,
             channels_last=args.channels_last, progress=not args.quiet, compile=compile_option(args.compile),
@@ -278,11 +215,12 @@ def run(args: argparse.Namespace) -> int:
                 "objectives": [o.name for o, _ in jobs]}
     payload = write_visualization(out, results, loaded.spec, [target_class(o) for o, _ in jobs], settings,
                                   time.perf_counter() - start)
-    print(f"{'method':<20}{'mean activation':>16}{'classified as target':>22}{'seconds':>9}")
+    width = max(20, *(len(method) + 3 for method in payload["methods"]))  # labels with kinds: "... [all]"
+    print(f"{'method':<{width}}{'mean activation':>16}{'classified as target':>22}{'seconds':>9}")
     for method, summary in payload["methods"].items():
         share = "-" if summary["target_share"] is None else f"{100 * summary['target_share']:.0f}%"
         name = method if summary["ascent"] else f"{method} *"
-        print(f"{name:<20}{summary['mean_activation']:>16.3f}{share:>22}{summary['seconds']:>9.1f}")
+        print(f"{name:<{width}}{summary['mean_activation']:>16.3f}{share:>22}{summary['seconds']:>9.1f}")
     if not all(summary["ascent"] for summary in payload["methods"].values()):
         print(f"* {NOT_ASCENT_NOTE}")
     print(f"wrote {out}/ (grid.png, activation.png, results.json, report.html, images/)")

@@ -35,10 +35,13 @@ from ..models import LoadedModel, digits_data, load
 from ..models.spec import InputSpec
 from ..report.files import read_png, versions, write_csv, write_figure, write_json, write_png
 from ..report.rows import ResultRows, cell_key
+from ..report.visualization import kinds_suffix
 from ..surrogates import MODES, is_ascent, patched
+from ..surrogates.patch import check_kinds
 from .compare_summary import METRICS, findings, metric_figure, summary_rows
 from .gap import NETWORKS, SIZE, train_network
 
+RECTIFIERS = ("rectifiers",)
 PARAMETRIZED = {"leaky": "slope", "proxygrad": "slope", "softgate": "temperature"}
 DEFAULT_PARAMETER = {"leaky": 0.075, "proxygrad": 0.075, "softgate": 0.5}
 DIGITS_MODELS = ("digits", "digits-b", None)
@@ -47,18 +50,20 @@ DIGITS_MODELS = ("digits", "digits-b", None)
 @dataclass(frozen=True)
 class Method:
     """A backward surrogate (one of MODES) with a recipe; ``parameter`` is the slope (leaky, proxygrad) or
-    the temperature (softgate), None for the others."""
+    the temperature (softgate), None for the others; ``kinds``: what proxygrad changes (patched()'s kinds:
+    rectifiers, smooth, pooling)."""
 
     surrogate: str
     recipe: str
     parameter: float | None = None
+    kinds: tuple[str, ...] = RECTIFIERS
 
     @property
     def label(self) -> str:
         name = self.surrogate
         if self.parameter is not None:
             name += f" {'t' if self.surrogate == 'softgate' else 's'}={self.parameter:g}"
-        return f"{name} @ {self.recipe}"
+        return f"{name}{kinds_suffix(self.kinds)} @ {self.recipe}"
 
     @property
     def ascent(self) -> bool:
@@ -74,6 +79,8 @@ class Method:
             settings["slope"] = self.parameter
         if self.surrogate == "softgate":
             settings["temperature"] = self.parameter
+        if self.kinds != RECTIFIERS:
+            settings["kinds"] = self.kinds
         return recipe_config(self.recipe, spec, spectrum=spectrum if self.recipe == "maco" else None, **settings)
 
 
@@ -129,9 +136,12 @@ class CompareConfig:
     exact_network: str | None = "cnn-relu"
     exact_classes: tuple[int, ...] = (0, 1, 2, 3, 4)
     real_per_class: int = 50
+    kinds: tuple[str, ...] | str = RECTIFIERS
 
     def parsed(self) -> list[Method]:
+        kinds = check_kinds(self.kinds)
         methods = [parse_method(m) for m in self.methods]
+        methods = [replace(m, kinds=kinds) if m.surrogate == "proxygrad" else m for m in methods]
         if not methods:
             raise ValueError("no methods to compare")
         labels = [m.label for m in methods]
@@ -142,7 +152,7 @@ class CompareConfig:
 
 PRESETS = ("quick", "full")
 RUN_SETTINGS = ("model", "weights", "second", "second_weights", "evaluator", "evaluator_weights", "real", "classes",
-                "seeds", "spectrum", "real_per_class")  # what a finished method's results depend on
+                "seeds", "spectrum", "real_per_class")  # kinds: in the method's label  # what a finished method's results depend on
 
 
 def preset(name: str, **changes) -> CompareConfig:
@@ -214,8 +224,8 @@ def prepare(config: CompareConfig) -> Setup:
         render_config = method.render_config(model.spec, config.steps.get(method.recipe), config.spectrum)
         if render_config.parametrization.name == "maco":
             render_config.parametrization.magnitude(model.spec.channels, model.spec.size, device)
-    for surrogate in sorted({m.surrogate for m in methods} - {"relu"}):
-        with patched(model.model, surrogate, 0.1):  # ValueError when the model has nothing it changes
+    for surrogate, kinds in sorted({(m.surrogate, m.kinds) for m in methods if m.surrogate != "relu"}):
+        with patched(model.model, surrogate, 0.1, kinds=kinds):  # ValueError when it has nothing to change
             pass
     second = load(config.second, weights=config.second_weights, device=device) if config.second else None
     evaluator = load(config.evaluator, weights=config.evaluator_weights, device=device) if config.evaluator \

@@ -2,7 +2,8 @@
 
 Cells: regularization x step count x (relu, and leaky / proxygrad at every non-zero slope, and one cell for
 each other backward surrogate: redirected, redirected-captum, softgate at ``temperature``, guided). Every cell
-uses the sweep's parametrization (pixel, fourier or maco) and step rule. A cell renders every class x seed
+uses the sweep's parametrization (pixel, fourier or maco) and step rule; proxygrad's cells also proxy the
+sweep's ``kinds`` (rectifiers by default; smooth activations, max pooling). A cell renders every class x seed
 from the same starts and records, per image, the ORIGINAL network's activation (the class logit) and its
 predicted class. Cells are appended to ``cells.jsonl`` as they finish, so a killed sweep
 restarted on the same run directory skips the finished ones. The s = 0 point of both lines is the relu cell
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 from ..am import RenderConfig
 from ..am.distributed import barrier, local_device, render_sharded, world
 from ..am.api import resolve_objectives
-from ..am.config import COMPILE_MODES
+from ..am.config import COMPILE_MODES, PROXY_OPTIONS
 from ..am.objectives import target_class
 from ..am.parametrizations import PARAMETRIZATIONS
 from ..am.presets import PRESETS as REGULARIZATIONS, preset as regularization_preset
@@ -37,9 +38,11 @@ from ..models import LoadedModel, load
 from ..report.figures import image_grid
 from ..report.files import read_png, versions, write_csv, write_figure, write_json, write_png
 from ..report.rows import ResultRows, cell_key
-from ..report.visualization import NOT_ASCENT_NOTE, SLOPED, method_label
+from ..report.visualization import NOT_ASCENT_NOTE, RECTIFIERS_ONLY, SLOPED, kinds_suffix, method_label
 from ..surrogates import MODES, is_ascent
 from ..surrogates.gates import check_temperature
+from ..surrogates.patch import check_kinds
+from ..surrogates.patch import proxy_settings as patch_proxy_settings
 
 DEFAULT_SLOPES = (0.0, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
 METHODS = ("relu", "leaky", "proxygrad")  # the default; any of MODES may be swept
@@ -57,7 +60,10 @@ class SweepConfig:
     softgate. ``parametrization``: pixel, fourier or maco (the last two need regularizations that do not act on
     pixels: none, lucent, maco). ``gallery_regularization`` None: that of the parametrization's recipe
     (pixel: paper, fourier: lucent, maco: maco). ``compile``: False, True (torch.compile's default mode) or a
-    mode name (see ``RenderConfig``); values agree with eager ones to rounding, so a compiled cell is keyed apart."""
+    mode name (see ``RenderConfig``); values agree with eager ones to rounding, so a compiled cell is keyed apart.
+    ``kinds`` and the per-kind settings (``smooth_variant``, ``smooth_slope``, ``pool_variant``,
+    ``pool_temperature``, ``pool_share``; None: ``patched``'s defaults) are RenderConfig's and apply to method
+    proxygrad only: other kinds than rectifiers allow relu (the original network) and proxygrad only."""
 
     model: str | None = None
     weights: str | None = None
@@ -81,6 +87,12 @@ class SweepConfig:
     step_rule: str = DEFAULT_STEP_RULE
     temperature: float = 1.0
     compile: bool | str = False
+    kinds: tuple[str, ...] | str = RECTIFIERS_ONLY
+    smooth_variant: str | None = None
+    smooth_slope: float | None = None
+    pool_variant: str | None = None
+    pool_temperature: float | None = None
+    pool_share: float | None = None
 
     @property
     def compile_mode(self) -> str | None:
@@ -122,6 +134,7 @@ def validate(config: SweepConfig) -> None:
     if config.parametrization not in PARAMETRIZATIONS:
         raise ValueError(f"unknown parametrization {config.parametrization!r}; valid: {', '.join(PARAMETRIZATIONS)}")
     check_temperature(config.temperature)
+    check_proxies(config)
     if not (isinstance(config.compile, bool) or config.compile in COMPILE_MODES):
         raise ValueError(f"compile must be True, False or a torch.compile mode ({', '.join(COMPILE_MODES)}), "
                          f"got {config.compile!r}")
@@ -143,14 +156,45 @@ def validate(config: SweepConfig) -> None:
         render_config(settings, config, model_size=None, progress=False)
 
 
+def check_proxies(config: SweepConfig) -> None:
+    """``kinds`` and the per-kind settings: ValueError when they would be ignored (no proxygrad among the
+    methods), when another method than relu and proxygrad is swept with kinds beyond rectifiers, or when
+    RenderConfig refuses them (unknown kinds or variants, settings of kinds not selected, out-of-range numbers)."""
+    kinds = check_kinds(config.kinds)
+    given = [name for name in PROXY_OPTIONS if getattr(config, name) is not None]
+    if kinds == RECTIFIERS_ONLY and not given:
+        return
+    named = (["kinds"] if kinds != RECTIFIERS_ONLY else []) + given
+    if "proxygrad" not in config.methods:
+        raise ValueError(f"{' and '.join(named)} {'apply' if len(named) > 1 else 'applies'} to method proxygrad "
+                         f"only, which is not among the methods ({', '.join(config.methods)})")
+    others = [m for m in config.methods if m not in ("relu", "proxygrad")]
+    if kinds != RECTIFIERS_ONLY and others:
+        raise ValueError(f"kinds {','.join(kinds)}: only method proxygrad has proxies beyond rectifiers; drop "
+                         f"{', '.join(others)} from the methods (e.g. methods relu,proxygrad) or use kinds rectifiers")
+    RenderConfig(method="proxygrad", kinds=kinds, progress=False, **{name: getattr(config, name) for name in given})
+
+
+def proxy_settings(config: SweepConfig) -> dict:
+    """proxygrad's settings beyond rectifiers, for its cells: {} for rectifiers only (the default), else the
+    kinds (in KINDS order) and the settings they use with the defaults filled in (so a later change of a
+    default cannot reuse cells rendered with the old one)."""
+    if check_kinds(config.kinds) == RECTIFIERS_ONLY:
+        return {}
+    return patch_proxy_settings(config.kinds, config.smooth_variant, config.smooth_slope, config.pool_variant,
+                                config.pool_temperature, config.pool_share)
+
+
 def cell(config: SweepConfig, method: str, slope: float, steps: int, regularization: str, **extra) -> dict:
     """One cell's settings (its key in cells.jsonl). The temperature (softgate), a parametrization other than
-    pixel, a step rule other than the default and the compile mode (when compiling) are added, so that the keys
-    of the original sweep stay as they were and a run directory resumed with other settings does not reuse
-    cells."""
+    pixel, a step rule other than the default, the compile mode (when compiling) and proxygrad's kinds beyond
+    rectifiers with their settings (``proxy_settings``) are added, so that the keys of the original sweep stay
+    as they were and a run directory resumed with other settings does not reuse cells."""
     settings = {**extra, "regularization": regularization, "steps": steps, "method": method, "slope": slope}
     if method == "softgate":
         settings["temperature"] = config.temperature
+    if method == "proxygrad":
+        settings.update(proxy_settings(config))
     if config.parametrization != "pixel":
         settings["parametrization"] = config.parametrization
     if config.step_rule != DEFAULT_STEP_RULE:
@@ -184,14 +228,23 @@ def _gallery_cells(config: SweepConfig) -> list[dict]:
                  gallery=True) for s in config.gallery_slopes for m in config.methods]
 
 
+def cell_label(settings: dict) -> str:
+    """A cell's method as labels show it, e.g. "proxygrad s=0.075 [all]" (see ``method_label``)."""
+    return method_label(settings["method"], settings["slope"], settings.get("temperature", 1.0),
+                        settings.get("kinds", RECTIFIERS_ONLY))
+
+
 def render_config(settings: dict, config: SweepConfig, model_size, progress: bool) -> RenderConfig:
-    """The RenderConfig of one cell; ``model_size`` (H, W) sizes the lucent/maco input views."""
+    """The RenderConfig of one cell; ``model_size`` (H, W) sizes the lucent/maco input views. The cell's own
+    settings (its key) carry proxygrad's kinds and their settings."""
+    proxies = {name: settings[name] for name in PROXY_OPTIONS if name in settings}
     return RenderConfig(method=settings["method"], slope=settings["slope"], steps=settings["steps"], lr=config.lr,
                         init_sigma=config.init_sigma, batch_size=config.batch_size,
                         regularization=regularization_preset(settings["regularization"], model_size=model_size),
                         progress=progress, precision=config.precision, channels_last=config.channels_last,
                         parametrization=config.parametrization, step_rule=config.step_rule,
-                        temperature=config.temperature, compile=config.compile)
+                        temperature=config.temperature, compile=config.compile,
+                        kinds=tuple(settings.get("kinds", RECTIFIERS_ONLY)), **proxies)
 
 
 def class_objectives(classes: Sequence[str] | None, spec) -> list:
@@ -246,7 +299,8 @@ def run_sweep(config: SweepConfig, run_dir: str | Path, progress: bool = True) -
                 "seconds": row["seconds"]} for row in grid]
     columns = [*dict.fromkeys(k for row in grid for k in row["settings"]), "mean", "std", "min", "max",
                "target_share", "seconds"]  # the settings of every cell (softgate's temperature), then the numbers
-    write_csv(run_dir / "summary.csv", summary, columns)
+    write_csv(run_dir / "summary.csv", [{**r, "kinds": "+".join(r["kinds"])} if "kinds" in r else r
+                                        for r in summary], columns)
     write_figure(run_dir / "figure2.png", figure2(summary, config))
     payload = {"command": "sweep", "title": f"Activation-maximization sweep: {loaded.name}",
                "settings": {**asdict(config), "model": loaded.name, "model_source": loaded.source,
@@ -271,8 +325,9 @@ def run_gallery(loaded: LoadedModel, config: SweepConfig, run_dir: Path, rows: R
         for method in config.methods:
             settings = cell(config, method, slope if method in SLOPED else 0.0, config.gallery_steps,
                             config.gallery_regularization, gallery=True)
-            label = method_label(method, slope, config.temperature)
-            files = [f"gallery/s{slope:g}/{method}/{i:02d}_{o.name.replace(':', '_').replace(' ', '_')}.png"
+            label = cell_label(settings)
+            folder = "_".join((method, *settings.get("kinds", ())))  # kinds apart: "proxygrad_rectifiers_smooth"
+            files = [f"gallery/s{slope:g}/{folder}/{i:02d}_{o.name.replace(':', '_').replace(' ', '_')}.png"
                      for i, o in enumerate(objectives)]
             key = cell_key(settings)
             if key not in finished:  # the same decision on every rank (relu's cell repeats across slopes)
@@ -313,19 +368,19 @@ def figure2(summary: list[dict], config: SweepConfig) -> Figure:
             panel = [row for row in summary if row["regularization"] == reg and row["steps"] == n]
             base = next((row for row in panel if row["method"] == "relu"), None)
             for method in ("leaky", "proxygrad"):
-                points = sorted((row["slope"], row["mean"], row["std"]) for row in panel if row["method"] == method)
-                if not points:
-                    continue
-                if base is not None:
-                    points = [(0.0, base["mean"], base["std"])] + points
-                x, y, e = (np.asarray(v) for v in zip(*points))
-                ax.plot(x, y, marker="o", ms=3, color=colors[method], label=method)
-                ax.fill_between(x, y - e, y + e, color=colors[method], alpha=0.12, lw=0)
+                for suffix, line in _by_kinds([row for row in panel if row["method"] == method], lambda row: row).items():
+                    points = sorted((row["slope"], row["mean"], row["std"]) for row in line)
+                    if base is not None:
+                        points = [(0.0, base["mean"], base["std"])] + points
+                    x, y, e = (np.asarray(v) for v in zip(*points))
+                    ax.plot(x, y, marker="o", ms=3, color=colors[method], ls="-" if not suffix else "-.",
+                            label=f"{method}{suffix}")
+                    ax.fill_between(x, y - e, y + e, color=colors[method], alpha=0.12, lw=0)
             if base is not None:
                 ax.axhline(base["mean"], color="gray", lw=0.8, ls="--", label="relu (s = 0)")
             others = [row for row in panel if row["method"] not in ("relu", *SLOPED)]
             for k, row in enumerate(others):
-                label = method_label(row["method"], 0.0, row.get("temperature", 1.0))
+                label = cell_label(row)
                 ax.axhline(row["mean"], color=OTHER_COLORS[k % len(OTHER_COLORS)], lw=1.0, ls=":",
                            label=label if is_ascent(row["method"]) else f"{label} (not ascent)")
             ax.set_title(f"{n} steps, regularization: {reg}", fontsize=9)
@@ -335,6 +390,15 @@ def figure2(summary: list[dict], config: SweepConfig) -> Figure:
             ax.legend(fontsize=7)
     figure.tight_layout()
     return figure
+
+
+def _by_kinds(rows: list[dict], settings_of) -> dict[str, list[dict]]:
+    """Rows grouped by the kinds suffix of their settings ("" for rectifiers only), in order of appearance: a
+    run directory resumed with other kinds holds proxygrad cells of both."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(kinds_suffix(settings_of(row).get("kinds", RECTIFIERS_ONLY)), []).append(row)
+    return groups
 
 
 def findings(rows: list[dict]) -> list[str]:
@@ -352,19 +416,18 @@ def findings(rows: list[dict]) -> list[str]:
         others = [row["settings"]["method"] for row in panel if row["settings"]["method"] not in ("relu", *SLOPED)]
         for method in ("proxygrad", "leaky", *dict.fromkeys(others)):
             cells_of_method = [row for row in panel if row["settings"]["method"] == method]
-            if not cells_of_method:
-                continue
-            best = max(cells_of_method, key=lambda row: statistics.fmean(row["activation"]))
-            mean = statistics.fmean(best["activation"])
-            wins = sum(a > b for a, b in zip(best["activation"], base["activation"]))
-            change = (mean - base_mean) / abs(base_mean) if base_mean else math.inf
-            verdict = "higher than" if mean > base_mean else "NOT higher than"
-            name = (f"best {method} (s = {best['settings']['slope']:g})" if method in SLOPED
-                    else method_label(method, 0.0, best["settings"].get("temperature", 1.0)))
-            note = "" if is_ascent(method) else f" {method}: {NOT_ASCENT_NOTE}"
-            lines.append(f"{reg}, {steps} steps: {name} reaches {mean:.3g}, {verdict} relu's {base_mean:.3g} "
-                         f"({100 * change:+.1f}%; higher on {wins} of {len(base['activation'])} images from the "
-                         f"same starts).{note}")
+            for suffix, group in _by_kinds(cells_of_method, lambda row: row["settings"]).items():
+                best = max(group, key=lambda row: statistics.fmean(row["activation"]))
+                mean = statistics.fmean(best["activation"])
+                wins = sum(a > b for a, b in zip(best["activation"], base["activation"]))
+                change = (mean - base_mean) / abs(base_mean) if base_mean else math.inf
+                verdict = "higher than" if mean > base_mean else "NOT higher than"
+                name = (f"best {method}{suffix} (s = {best['settings']['slope']:g})" if method in SLOPED
+                        else cell_label(best["settings"]))
+                note = "" if is_ascent(method) else f" {method}: {NOT_ASCENT_NOTE}"
+                lines.append(f"{reg}, {steps} steps: {name} reaches {mean:.3g}, {verdict} relu's {base_mean:.3g} "
+                             f"({100 * change:+.1f}%; higher on {wins} of {len(base['activation'])} images from "
+                             f"the same starts).{note}")
     return lines
 
 

@@ -13,23 +13,37 @@ from PIL import Image
 from ..am.render import RenderResult
 from ..models.spec import InputSpec
 from ..surrogates import is_ascent
+from ..surrogates.patch import KINDS, check_kinds
 from .figures import image_grid, trace_plot
 from .files import to_uint8, versions, write_bytes, write_figure, write_json, write_png
 from .html import write_report
 
 
 SLOPED = ("leaky", "proxygrad")
+RECTIFIERS_ONLY = ("rectifiers",)  # the default kinds: what labels leave unsaid
 NOT_ASCENT_NOTE = ("not an ascent direction of the objective (it drops every negative gradient at every "
                    "rectifier): shown for comparison, its activation does not measure an optimizer.")
 
 
-def method_label(method: str, slope: float, temperature: float = 1.0) -> str:
-    """The name a method's results go by: "relu", "proxygrad s=0.075", "softgate t=0.5", "redirected"."""
+def kinds_suffix(kinds=RECTIFIERS_ONLY) -> str:
+    """What a proxy changes beyond the default, for labels: "" (rectifiers only), " [all]" (every kind) or
+    e.g. " [rectifiers+smooth]", " [pooling]" (kinds in KINDS order). ``kinds``: as ``patched(kinds=...)``."""
+    kinds = check_kinds(kinds)
+    if kinds == RECTIFIERS_ONLY:
+        return ""
+    if set(kinds) == set(KINDS):
+        return " [all]"
+    return f" [{'+'.join(k for k in KINDS if k in kinds)}]"
+
+
+def method_label(method: str, slope: float, temperature: float = 1.0, kinds=RECTIFIERS_ONLY) -> str:
+    """The name a method's results go by: "relu", "proxygrad s=0.075", "softgate t=0.5", "redirected"; with
+    kinds beyond rectifiers (method proxygrad) e.g. "proxygrad s=0.075 [all]" (see ``kinds_suffix``)."""
     if method in SLOPED:
-        return f"{method} s={slope:g}"
+        return f"{method} s={slope:g}{kinds_suffix(kinds)}"
     if method == "softgate":
-        return f"{method} t={temperature:g}"
-    return method
+        return f"{method} t={temperature:g}{kinds_suffix(kinds)}"
+    return f"{method}{kinds_suffix(kinds)}"
 
 
 def _slug(text: str) -> str:

@@ -316,7 +316,8 @@ def _attach_functional_mode(model: nn.Module, mode_obj: TorchFunctionMode) -> li
     return [model.register_forward_pre_hook(enter), model.register_forward_hook(leave, always_call=True)]
 
 
-def _kinds(kinds) -> tuple[str, ...]:
+def check_kinds(kinds) -> tuple[str, ...]:
+    """``kinds`` ("all", one kind, or a sequence of KINDS) as a tuple without repeats; ValueError otherwise."""
     if isinstance(kinds, str):
         kinds = KINDS if kinds == "all" else (kinds,)
     try:
@@ -329,19 +330,18 @@ def _kinds(kinds) -> tuple[str, ...]:
     return kinds
 
 
-def _validate(model: nn.Module, mode: str, slope: float, forward_slope: float | None = None, kinds=("rectifiers",),
-              smooth_variant: str = smooth.DEFAULT_VARIANT, smooth_slope: float = smooth.DEFAULT_SLOPE,
-              pool_variant: str = pooling.DEFAULT_VARIANT, pool_temperature: float = pooling.DEFAULT_TEMPERATURE,
-              pool_share: float = pooling.DEFAULT_SHARE, temperature: float = 1.0) -> _Settings:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+def check_settings(mode: str, slope: float, forward_slope: float | None = None, kinds=("rectifiers",),
+                   smooth_variant: str = smooth.DEFAULT_VARIANT, smooth_slope: float = smooth.DEFAULT_SLOPE,
+                   pool_variant: str = pooling.DEFAULT_VARIANT, pool_temperature: float = pooling.DEFAULT_TEMPERATURE,
+                   pool_share: float = pooling.DEFAULT_SHARE, temperature: float = 1.0) -> _Settings:
+    """The arguments of ``patched``/``convert`` (without the model), checked; ValueError for bad ones."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     slope = check_slope(slope, "slope")
     if forward_slope is not None:
         forward_slope = check_slope(forward_slope, "forward_slope")
     temperature = gates.check_temperature(temperature)
-    kinds = _kinds(kinds)
+    kinds = check_kinds(kinds)
     if mode == "leaky" and set(kinds) - {"rectifiers"}:
         raise ValueError("mode 'leaky' changes the forward pass and is defined for rectifiers only; use "
                          "mode='proxygrad' for smooth activations and pooling, or kinds=('rectifiers',)")
@@ -354,6 +354,36 @@ def _validate(model: nn.Module, mode: str, slope: float, forward_slope: float | 
     pool_temperature, pool_share = pooling.check_proxy(pool_variant, pool_temperature, pool_share)
     return _Settings(mode, slope, forward_slope, kinds, smooth_variant, smooth_slope, pool_variant,
                      pool_temperature, pool_share, temperature)
+
+
+def proxy_settings(kinds=("rectifiers",), smooth_variant: str | None = None, smooth_slope: float | None = None,
+                   pool_variant: str | None = None, pool_temperature: float | None = None,
+                   pool_share: float | None = None) -> dict:
+    """What ``patched`` uses for these kinds, defaults filled in (None: the default), for records:
+    {"kinds": [in KINDS order], plus smooth_variant/smooth_slope and pool_variant with its temperature or
+    share for the kinds selected}."""
+    kinds = check_kinds(kinds)
+
+    def pick(value, default):
+        return default if value is None else value
+
+    settings: dict = {"kinds": [k for k in KINDS if k in kinds]}
+    if "smooth" in kinds:
+        settings.update(smooth_variant=pick(smooth_variant, smooth.DEFAULT_VARIANT),
+                        smooth_slope=float(pick(smooth_slope, smooth.DEFAULT_SLOPE)))
+    if "pooling" in kinds:
+        settings["pool_variant"] = pick(pool_variant, pooling.DEFAULT_VARIANT)
+        if settings["pool_variant"] == "softmax":
+            settings["pool_temperature"] = float(pick(pool_temperature, pooling.DEFAULT_TEMPERATURE))
+        else:
+            settings["pool_share"] = float(pick(pool_share, pooling.DEFAULT_SHARE))
+    return settings
+
+
+def _validate(model: nn.Module, mode: str, slope: float, *args, **kwargs) -> _Settings:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return check_settings(mode, slope, *args, **kwargs)
 
 
 def _nothing_message(model: nn.Module, s: _Settings, what: str) -> str:
