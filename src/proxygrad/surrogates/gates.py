@@ -27,7 +27,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .rectifier import _rectify, check_slope
+from .rectifier import rectify, check_slope
 
 RULES = ("redirected", "redirected-captum", "softgate", "guided")
 NOT_ASCENT = ("guided",)
@@ -118,7 +118,7 @@ class _GateFunction(torch.autograd.Function):
             z = (x.clone() if inplace else x) if rule == "softgate" else None
             if inplace:
                 ctx.mark_dirty(x)
-            y = _rectify(x, forward_slope, upper, inplace)
+            y = rectify(x, forward_slope, upper, inplace)
         ctx.save_for_backward(y if z is None else z)
         ctx.rule, ctx.slope, ctx.upper, ctx.temperature = rule, forward_slope, upper, temperature
         return y

@@ -37,7 +37,7 @@ def check_slope(value: float, name: str) -> float:
     return value
 
 
-def _rectify(x: torch.Tensor, forward_slope: float, upper: float | None, inplace: bool) -> torch.Tensor:
+def rectify(x: torch.Tensor, forward_slope: float, upper: float | None, inplace: bool) -> torch.Tensor:
     """The exact forward of the rectifier being replaced (ReLU, Leaky ReLU, ReLU6 or its leaky form)."""
     if upper is None:
         if forward_slope == 0.0:
@@ -57,7 +57,7 @@ class _ProxyGradFunction(torch.autograd.Function):
         with torch._C.DisableTorchFunction():
             if inplace:
                 ctx.mark_dirty(x)
-            y = _rectify(x, forward_slope, upper, inplace)
+            y = rectify(x, forward_slope, upper, inplace)
         ctx.save_for_backward(y)
         ctx.backward_slope, ctx.upper = backward_slope, upper
         return y
