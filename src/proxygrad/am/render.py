@@ -89,8 +89,15 @@ def proxy_network(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
-    return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="bilinear",
-                                                                     align_corners=False)
+    """Bilinear resize to ``size``, antialiased when shrinking (a large image seen whole, e.g. MACO's buffer)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=_shrinks(x, size))
+
+
+def _shrinks(x: Tensor, size: tuple[int, int]) -> bool:
+    """True when resizing x (..., H, W) to ``size`` makes it smaller along an axis."""
+    return size[0] < x.shape[-2] or size[1] < x.shape[-1]
 
 
 def _split(u: Tensor, regularization: Regularization) -> tuple[Tensor, Tensor]:

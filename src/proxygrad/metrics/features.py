@@ -39,9 +39,11 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def model_input(images: Tensor, spec: InputSpec) -> Tensor:
-    """Images (B, C, H, W) in [-1, 1] -> the network's input (B, C, *spec.size): bilinear resize + normalize."""
+    """Images (B, C, H, W) in [-1, 1] -> the network's input (B, C, *spec.size): bilinear resize (antialiased when
+    shrinking) + normalize."""
     if tuple(images.shape[-2:]) != tuple(spec.size):
-        images = F.interpolate(images, size=spec.size, mode="bilinear", align_corners=False)
+        shrink = spec.size[0] < images.shape[-2] or spec.size[1] < images.shape[-1]
+        images = F.interpolate(images, size=spec.size, mode="bilinear", align_corners=False, antialias=shrink)
     return spec.to_model_input(images)
 
 
