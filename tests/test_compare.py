@@ -229,3 +229,9 @@ def test_proxygrad_methods_can_proxy_smooth_activations(tmp_path):
         CompareConfig(kinds="gelus").parsed()
     with pytest.raises(ValueError, match="nothing for mode 'redirected' to change"):
         prepare(replace(config, methods=("redirected@paper",)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_compare_runs_on_cuda(tmp_path):
+    payload = run_compare(CompareConfig(**{**TINY, "device": "cuda"}), tmp_path, progress=False)
+    assert payload["settings"]["device"].startswith("cuda") and len(payload["images"]) == 8

@@ -194,3 +194,14 @@ def test_transparency_map_is_the_summed_gradient_magnitude():
                   recipe_config("maco", digits.spec, method="relu", steps=2, transparency=True, progress=False))
     assert maco.transparency.shape == maco.images.shape and (maco.transparency >= 0).all()
     assert render(digits.model, digits.spec, [objective], [5], RenderConfig(steps=1, progress=False)).transparency is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_recipes_on_gpu_match_cpu():
+    digits_cpu, digits_gpu = load("digits"), load("digits", device="cuda")
+    for name in RECIPES:
+        config = recipe_config(name, digits_cpu.spec, method="proxygrad", steps=3, progress=False)
+        cpu = render(digits_cpu.model, digits_cpu.spec, [class_logit(2), class_logit(7)], [0, 1], config)
+        gpu = render(digits_gpu.model, digits_gpu.spec, [class_logit(2), class_logit(7)], [0, 1], config,
+                     device="cuda")
+        assert torch.allclose(cpu.images, gpu.images, atol=1e-3), name

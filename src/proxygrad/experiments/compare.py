@@ -325,7 +325,7 @@ def run_compare(config: CompareConfig, run_dir: str | Path, progress: bool = Tru
     setup = prepare(config)
     run_dir = Path(run_dir)
     rows = ResultRows(run_dir / "cells.jsonl")
-    settings = {k: v for k, v in asdict(config).items()}
+    settings = asdict(config)
     measured = []
     for method in tqdm(setup.methods, desc="methods", disable=not progress):
         key = cell_key({"compare": method.label, "steps": config.steps.get(method.recipe),
