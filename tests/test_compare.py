@@ -235,3 +235,34 @@ def test_proxygrad_methods_can_proxy_smooth_activations(tmp_path):
 def test_compare_runs_on_cuda(tmp_path):
     payload = run_compare(CompareConfig(**{**TINY, "device": "cuda"}), tmp_path, progress=False)
     assert payload["settings"]["device"].startswith("cuda") and len(payload["images"]) == 8
+
+
+def _column(run_dir, name: str) -> dict:
+    with open(run_dir / "summary.csv", newline="") as handle:
+        return {row["method"]: row[name] for row in csv.DictReader(handle)}
+
+
+def test_optimality_gap_on_the_compared_model_itself_equals_the_gap_networks(tmp_path):
+    """The same small network, compared as a model file with --exact-network model, and as gap's cnn-relu:
+    the two routes (measured activations vs rendering on the gap network) give the same gaps."""
+    from proxygrad.experiments.gap import train_network
+    from proxygrad.models.spec import InputSpec
+
+    network, _ = train_network("cnn-relu")
+    path = tmp_path / "cnn.pt"
+    torch.save({"model": network, "spec": InputSpec(1, (8, 8), (0.5,), (0.5,),
+                                                    class_names=tuple(map(str, range(10)))).to_dict()}, path)
+    common = dict(model=str(path), second="", classes=("0", "3"), seeds=(0, 1), steps={"paper": 5},
+                  methods=("relu@paper", "proxygrad@paper"), exact_classes=(0, 3))
+    itself = run_compare(CompareConfig(exact_network="model", **common), tmp_path / "itself", progress=False)
+    network_route = run_compare(CompareConfig(exact_network="cnn-relu", **common), tmp_path / "gap", progress=False)
+    gaps = [_column(tmp_path / d, "optimality_gap") for d in ("itself", "gap")]
+    assert gaps[0] == gaps[1] and all(float(v) >= -1e-6 for v in gaps[0].values())
+    assert itself["findings"] == network_route["findings"]
+    with pytest.raises(ValueError, match="exact_time_limit must be"):
+        prepare(CompareConfig(exact_time_limit=0, **common))
+    with pytest.raises(ValueError, match="is not supported"):  # a GELU network cannot go into the MILP
+        gelu = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.GELU(), torch.nn.Flatten(),
+                                   torch.nn.Linear(72, 10))
+        torch.save({"model": gelu, "spec": InputSpec(1, (8, 8), (0.5,), (0.5,)).to_dict()}, tmp_path / "g.pt")
+        prepare(CompareConfig(exact_network="model", **{**common, "model": str(tmp_path / "g.pt")}))

@@ -42,8 +42,11 @@ def register(sub) -> None:
                         help="what the proxygrad methods change: rectifiers (default), smooth, pooling, all")
     parser.add_argument("--spectrum", default=None, help="maco magnitude: digits, natural or a file from "
                         "`proxygrad spectrum`")
-    parser.add_argument("--exact-network", default=None, help="network of `proxygrad gap` for the optimality "
-                        "gap (default cnn-relu; 'none' to skip)")
+    parser.add_argument("--exact-network", default=None, help="where the optimality gap is measured: a network of "
+                        "`proxygrad gap` (default cnn-relu), 'model' (the compared model itself, when the MILP can "
+                        "take it) or 'none'")
+    parser.add_argument("--exact-time-limit", type=float, default=None, help="seconds per MILP (default 60); a "
+                        "solve cut short gives an upper bound")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=None, help="run directory; an existing one is resumed "
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                     evaluator_weights=args.evaluator_weights, real=args.real, classes=args.classes, seeds=args.seeds,
                     methods=args.methods, steps=args.steps, spectrum=args.spectrum, batch_size=args.batch_size,
                     kinds=None if args.kinds is None else ("all" if args.kinds == ("all",) else args.kinds),
-                    device=args.device)
+                    device=args.device, exact_time_limit=args.exact_time_limit)
     if exact is not None:
         from dataclasses import replace
         config = replace(config, exact_network=None if exact == "none" else exact)

@@ -16,6 +16,7 @@ compare methods on the same cells (paired; Wilcoxon or sign test). Finished meth
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -23,12 +24,13 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..am import RenderConfig, class_logit, render
 from ..am.recipes import RECIPES, recipe_config
-from ..exact import maximize, optimality_gap
+from ..exact import maximize, optimality_gap, trace
 from ..metrics import class_fid, score_images, seed_consistency
 from ..metrics.real import load_folder_images
 from ..models import LoadedModel, digits_data, load
@@ -117,7 +119,9 @@ class CompareConfig:
     """What to compare. ``steps``: per recipe (missing: the recipe's own count). ``real``: a folder of real
     images (one subfolder per class, named by index or class name) for plausibility and FID; None uses the
     bundled digits test images for the bundled digits models. ``exact_network``: a network of
-    ``proxygrad gap`` whose exact maxima score the optimality gap (None: skip)."""
+    ``proxygrad gap`` whose exact maxima score the optimality gap, or "model": the compared model itself, when
+    the MILP can take it (``exact_time_limit`` seconds per class; a solve cut short gives an upper bound, so
+    the gap is then an upper bound too); None: skip."""
 
     model: str | None = None
     weights: str | None = None
@@ -136,6 +140,7 @@ class CompareConfig:
     exact_network: str | None = "cnn-relu"
     exact_classes: tuple[int, ...] = (0, 1, 2, 3, 4)
     real_per_class: int = 50
+    exact_time_limit: float = 60.0
     kinds: tuple[str, ...] | str = RECTIFIERS
 
     def parsed(self) -> list[Method]:
@@ -215,10 +220,12 @@ def prepare(config: CompareConfig) -> Setup:
     methods = config.parsed()
     device = torch.device(config.device) if config.device else \
         torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if config.exact_network is not None and config.exact_network not in NETWORKS:
-        raise ValueError(f"unknown exact network {config.exact_network!r}; valid: {', '.join(NETWORKS)}")
+    if config.exact_network not in (None, "model", *NETWORKS):
+        raise ValueError(f"unknown exact network {config.exact_network!r}; valid: model, {', '.join(NETWORKS)}")
     if not config.seeds:
         raise ValueError("no seeds")
+    if not (math.isfinite(config.exact_time_limit) and config.exact_time_limit > 0):
+        raise ValueError(f"exact_time_limit must be a finite number of seconds > 0, got {config.exact_time_limit}")
     model = load(config.model, weights=config.weights, device=device)
     for method in methods:  # RenderConfig checks; the maco spectrum is loaded and checked here
         render_config = method.render_config(model.spec, config.steps.get(method.recipe), config.spectrum)
@@ -239,6 +246,8 @@ def prepare(config: CompareConfig) -> Setup:
     count = model.spec.num_classes or 10
     classes = [_class_index(c, model.spec) for c in config.classes] if config.classes else list(range(min(count, 10)))
     real = real_images(config, evaluator.spec, classes)
+    if config.exact_network == "model":
+        trace(in_image_space(model.model, model.spec), (model.spec.channels, *model.spec.size))  # can MILP take it?
     return Setup(config, methods, model, second, evaluator, real, classes, device)
 
 
@@ -291,31 +300,64 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in text)
 
 
-def exact_gaps(setup: Setup, rows: ResultRows, progress: bool) -> dict[str, list[dict]]:
-    """Optimality gap per method on ``config.exact_network`` (8x8 digits network, exact maxima by MILP):
-    {method label: [{"class", "seed", "gap"}]}. Cached in ``rows``."""
+def in_image_space(model: nn.Module, spec: InputSpec) -> nn.Module:
+    """``model`` taking images in [-1, 1] (its input normalization as a per-channel 1x1 convolution first), so
+    that the MILP's box [-1, 1]^d is the space the images are rendered in."""
+    scale = torch.tensor([0.5 / s for s in spec.std])
+    shift = torch.tensor([(0.5 - m) / s for m, s in zip(spec.mean, spec.std)])
+    normalize = nn.Conv2d(spec.channels, spec.channels, 1, groups=spec.channels)
+    with torch.no_grad():
+        normalize.weight.copy_(scale.view(-1, 1, 1, 1))
+        normalize.bias.copy_(shift)
+    return nn.Sequential(normalize, copy.deepcopy(model).cpu()).eval()
+
+
+def _exact_maxima(rows: ResultRows, name: str, network: nn.Module, shape, classes, time_limit: float) -> dict:
+    """{class: (exact maximum or upper bound, optimal?)}, each solve cached in ``rows``."""
+    exact = {}
+    for c in classes:
+        key = cell_key({"exact": name, "class": c, "time_limit": time_limit})
+        row = rows.get(key) or rows.append(key, **maximize(network, shape, c, time_limit=time_limit).to_dict())
+        exact[c] = (row["value"] if row["optimal"] else row["bound"], bool(row["optimal"]))
+    return exact
+
+
+def _gap_cells(exact: dict, reached) -> list[dict]:
+    """Optimality-gap cells from (class, seed, reached activation) triples."""
+    return [{"class": c, "seed": s, "gap": optimality_gap(exact[c][0], a), "exact_optimal": exact[c][1]}
+            for c, s, a in reached]
+
+
+def exact_gaps(setup: Setup, rows: ResultRows, measured: list[dict], progress: bool) -> dict[str, list[dict]]:
+    """Optimality gap per method, {method label: [{"class", "seed", "gap", "exact_optimal"}]}: on the compared
+    model itself ("model": its measured activations against its MILP maxima) or on a network of
+    ``proxygrad gap`` (8x8 digits, rendered here with each method). Cached in ``rows``."""
     config = setup.config
     if config.exact_network is None:
         return {}
+    if config.exact_network == "model":
+        spec = setup.model.spec
+        network = in_image_space(setup.model.model, spec)
+        exact = _exact_maxima(rows, f"model:{setup.model.name}", network, (spec.channels, *spec.size),
+                              setup.classes, config.exact_time_limit)
+        return {row["method"]: _gap_cells(exact, [(c["class"], c["seed"], c["activation"]) for c in row["cells"]])
+                for row in measured}
     network, _ = train_network(config.exact_network)
     spec = InputSpec(1, (SIZE, SIZE), (0.5,), (0.5,))
-    exact = {}
-    for c in config.exact_classes:
-        key = cell_key({"exact": config.exact_network, "class": c})
-        row = rows.get(key) or rows.append(key, **maximize(network, (1, SIZE, SIZE), c, time_limit=60.0).to_dict())
-        exact[c] = row["value"] if row["optimal"] else row["bound"]
+    exact = _exact_maxima(rows, config.exact_network, network, (1, SIZE, SIZE), config.exact_classes,
+                          config.exact_time_limit)
     gaps = {}
     jobs = [(c, s) for c in config.exact_classes for s in config.seeds]
     for method in tqdm(setup.methods, desc="optimality gap", disable=not progress, leave=False):
         key = cell_key({"gap": config.exact_network, "method": method.label, "steps": config.steps.get(method.recipe),
-                        "classes": list(config.exact_classes), "seeds": list(config.seeds)})
+                        "classes": list(config.exact_classes), "seeds": list(config.seeds),
+                        "time_limit": config.exact_time_limit})
         if not rows.done(key):
             render_config = method.render_config(spec, config.steps.get(method.recipe), config.spectrum,
                                                  progress=False)
             result = render(network, spec, [class_logit(c) for c, _ in jobs], [s for _, s in jobs], render_config)
-            rows.append(key, cells=[{"class": c, "seed": s, "gap": optimality_gap(exact[c], a)}
-                                    for (c, s), a in zip(jobs, result.activation.tolist())])
-        gaps[method.label] = rows.get(key)["cells"]
+            rows.append(key, reached=[[c, s, a] for (c, s), a in zip(jobs, result.activation.tolist())])
+        gaps[method.label] = _gap_cells(exact, rows.get(key)["reached"])
     return gaps
 
 
@@ -333,7 +375,7 @@ def run_compare(config: CompareConfig, run_dir: str | Path, progress: bool = Tru
         if not rows.done(key):
             rows.append(key, **evaluate_method(setup, method, run_dir, progress=False))
         measured.append(rows.get(key))
-    gaps = exact_gaps(setup, rows, progress)
+    gaps = exact_gaps(setup, rows, measured, progress)
     for row in measured:
         row["gap_cells"] = gaps.get(row["method"])
     table = summary_rows(measured, config.seeds)

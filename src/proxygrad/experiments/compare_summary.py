@@ -194,6 +194,10 @@ def findings(measured: list[dict], table: list[dict]) -> list[str]:
     if all(r.get("plausibility") is None for r in table):
         lines.append("Plausibility and FID were not measured: no real images (pass --real FOLDER with one "
                      "subfolder per class).")
+    bounded = sorted({c["class"] for row in measured for c in row.get("gap_cells") or [] if not c.get("exact_optimal", True)})
+    if bounded:
+        lines.append(f"The optimality gap of class(es) {bounded} is measured against an upper bound (the MILP stopped "
+                     "at its time limit), so it overstates the true gap there.")
     counts = [row.get("fid_images_per_class") for row in measured if row.get("fid_images_per_class")]
     if counts:
         lines.append(f"FID uses {min(counts)} visualization(s) per class: it is biased upward with so few images; "
