@@ -383,7 +383,7 @@ def run_compare(config: CompareConfig, run_dir: str | Path, progress: bool = Tru
     write_figure(run_dir / "metrics.png", metric_figure(table))
     write_figure(run_dir / "gallery.png", gallery(setup, measured, run_dir))
     payload = {"command": "compare", "title": f"proxygrad compare: {setup.model.name}",
-               "findings": findings(measured, table),
+               "findings": findings(measured, table, config.exact_network),
                "settings": {**settings, "model": setup.model.name, "model_source": setup.model.source,
                             "device": str(setup.device), "classes": setup.classes,
                             "real_images": None if setup.real is None else len(setup.real[1]),

@@ -182,8 +182,9 @@ def identical_lines(measured: list[dict]) -> list[str]:
     return lines
 
 
-def findings(measured: list[dict], table: list[dict]) -> list[str]:
-    """Plain verdicts: the best method per metric (and by how much), ProxyGrad vs ReLU per recipe, caveats."""
+def findings(measured: list[dict], table: list[dict], gap_network: str | None = None) -> list[str]:
+    """Plain verdicts: the best method per metric (and by how much), ProxyGrad vs ReLU per recipe, caveats.
+    ``gap_network``: where the optimality gap was measured (a network of ``proxygrad gap``, or "model")."""
     by_label = {row["method"]: row for row in measured}
     lines = [line for name, metric in METRICS.items() if (line := _best_line(name, metric, table, by_label))]
     lines += proxygrad_lines(table, by_label)
@@ -194,6 +195,9 @@ def findings(measured: list[dict], table: list[dict]) -> list[str]:
     if all(r.get("plausibility") is None for r in table):
         lines.append("Plausibility and FID were not measured: no real images (pass --real FOLDER with one "
                      "subfolder per class).")
+    if gap_network not in (None, "model"):
+        lines.append(f"The optimality gap is measured on proxygrad gap's {gap_network} network (8x8 digits, where the "
+                     "MILP finds exact maxima), not on the compared model (--exact-network model tries that).")
     bounded = sorted({c["class"] for row in measured for c in row.get("gap_cells") or [] if not c.get("exact_optimal", True)})
     if bounded:
         lines.append(f"The optimality gap of class(es) {bounded} is measured against an upper bound (the MILP stopped "
