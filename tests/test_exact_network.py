@@ -1,4 +1,6 @@
 """Tracing networks into piecewise-linear programs: the program computes exactly what PyTorch computes."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -90,3 +92,18 @@ class Branchy(nn.Module):
 def test_unsupported_networks_are_clear_errors(model, shape, match):
     with pytest.raises(ValueError, match=match):
         trace(model, shape)
+
+
+def test_a_converted_model_is_traced_by_its_forward():
+    """convert() keeps the forward, so the program (and so the exact maximum) of a converted model is the
+    original's: the ProxyGrad rectifier enters with its forward slope, not its backward one."""
+    from proxygrad import convert
+
+    torch.manual_seed(0)
+    original = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 5), nn.LeakyReLU(0.1), nn.Linear(5, 2))
+    converted = copy.deepcopy(original)
+    convert(converted, "proxygrad", 0.3)
+    ops = trace(converted, (4,)).operations
+    assert [op.slope for op in ops if isinstance(op, Rectifier)] == [0.0, 0.1]
+    x = np.random.default_rng(0).uniform(-1, 1, (7, 4))
+    assert np.allclose(trace(converted, (4,))(x), trace(original, (4,))(x))

@@ -26,6 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.fx.passes.shape_prop import ShapeProp
 
+from ..surrogates.rectifier import ProxyGradReLU
+
 AFFINE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool1d, nn.AvgPool2d,
                   nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout, nn.Identity)
 AFFINE_FUNCTIONS = (torch.flatten, F.avg_pool2d, F.adaptive_avg_pool2d)
@@ -33,7 +35,8 @@ AFFINE_METHODS = ("flatten", "mean", "sum")
 RELU_FUNCTIONS = (F.relu, torch.relu)
 ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
 SUPPORTED = ("Linear, Conv1d/2d, BatchNorm1d/2d (eval), AvgPool, AdaptiveAvgPool, Flatten, Dropout, Identity, "
-             "ReLU, LeakyReLU, MaxPool2d (modules or functional calls), flatten, mean, sum, + (residual adds)")
+             "ReLU, LeakyReLU, ProxyGradReLU (its forward), MaxPool2d (modules or functional calls), flatten, mean, "
+             "sum, + (residual adds)")
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def trace(model: nn.Module, input_shape: Sequence[int]) -> PiecewiseLinear:
         raise ValueError(f"{type(model).__name__} does not run on inputs of shape (1, *{input_shape}): "
                          f"{error}") from None
     try:
-        graph = torch.fx.symbolic_trace(model)
+        graph = torch.fx.GraphModule(model, _LeafRectifiers().trace(model))
     except Exception as error:  # torch.fx raises many kinds of errors on data-dependent control flow
         raise ValueError(f"cannot trace {type(model).__name__} with torch.fx ({type(error).__name__}: {error}); "
                          "exact maxima need a network without data-dependent control flow") from None
@@ -139,6 +142,13 @@ def trace(model: nn.Module, input_shape: Sequence[int]) -> PiecewiseLinear:
     for node in graph.graph.nodes:
         tracer.visit(node)
     return PiecewiseLinear(input_shape, tracer.operations)
+
+
+class _LeafRectifiers(torch.fx.Tracer):
+    """torch.fx's tracer, keeping ProxyGrad rectifiers (an autograd Function inside) as single module calls."""
+
+    def is_leaf_module(self, module: nn.Module, name: str) -> bool:
+        return isinstance(module, ProxyGradReLU) or super().is_leaf_module(module, name)
 
 
 class _Tracer:
@@ -180,6 +190,8 @@ class _Tracer:
             self._emit(node, Rectifier(source, 0.0))
         elif type(module) is nn.LeakyReLU:
             self._emit(node, Rectifier(source, float(module.negative_slope)))
+        elif type(module) is ProxyGradReLU and module.upper is None:  # converted models: their forward
+            self._emit(node, Rectifier(source, float(module.forward_slope)))
         elif type(module) is nn.MaxPool2d:
             self._emit(node, MaxPool(source, _pool_windows(node, module.kernel_size, module.stride,
                                                            module.padding, module.dilation, module.ceil_mode)))
