@@ -50,6 +50,13 @@ def resolve_objectives(objectives, spec: InputSpec) -> list[Objective]:
     return resolved
 
 
+def class_objectives(classes: Sequence[str] | None, spec: InputSpec) -> list[Objective]:
+    """Class-logit objectives for class names or indices (None: every class); ValueError for unknown ones."""
+    if classes is None:
+        return resolve_objectives(None, spec)
+    return resolve_objectives([c if str(c).isdigit() else f"class:{c}" for c in classes], spec)
+
+
 def _check_classes(objectives: Sequence[Objective], spec: InputSpec) -> None:
     from .objectives import target_class
 

@@ -4,7 +4,8 @@ add a subcommand; modules are imported when the parser is built, so keep their i
 inside ``run``."""
 from importlib import import_module
 
-COMMANDS = ("visualize", "sweep", "report", "demo", "train_bundled", "gradients", "regions", "train", "table", "invert", "beyond", "toy", "gap", "spectrum", "compare")
+COMMANDS = ("visualize", "sweep", "report", "demo", "train_bundled", "gradients", "regions",
+            "train", "table", "invert", "beyond", "toy", "gap", "spectrum", "compare")
 
 
 def register_all(sub) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 
 
 def floats(text: str) -> tuple[float, ...]:
@@ -20,6 +21,11 @@ def ints(text: str) -> tuple[int, ...]:
 
 def names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def run_dir(out: str | None, *parts: str) -> str:
+    """``out``, or the default run directory ``runs/PART-...-DATE-TIME`` (local time, to the second)."""
+    return out or f"runs/{'-'.join(parts)}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def add_proxy_options(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import floats, ints, names
+from ._args import floats, ints, names, run_dir
 
 
 def register(sub) -> None:
@@ -34,7 +34,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from datetime import datetime
     from pathlib import Path
 
     from ..experiments.beyond import preset, run_beyond, validate
@@ -46,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                     exact=False if args.no_exact else None, exact_time_limit=args.exact_time_limit,
                     model=args.model, weights=args.weights, model_classes=args.model_classes, device=args.device)
     validate(config)
-    out = Path(args.out or f"runs/beyond-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}")
+    out = Path(run_dir(args.out, "beyond", args.preset))
     payload = run_beyond(config, out, progress=not args.quiet)
     report = write_report(out)
     for line in payload["findings"]:

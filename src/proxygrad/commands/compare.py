@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import ints, names
+from ._args import ints, names, run_dir
 
 
 def _steps(text: str) -> dict:
@@ -56,7 +56,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from datetime import datetime
     from pathlib import Path
 
     from ..experiments.compare import preset, prepare, run_compare
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         from dataclasses import replace
         config = replace(config, exact_network=None if exact == "none" else exact)
     prepare(config)  # every error before any work or folder
-    out = Path(args.out or f"runs/compare-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}")
+    out = Path(run_dir(args.out, "compare", args.preset))
     payload = run_compare(config, out, progress=not args.quiet)
     for line in payload["findings"]:
         print(line)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import floats, ints, names
+from ._args import floats, ints, names, run_dir
 
 
 def register(sub) -> None:
@@ -30,7 +30,6 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, solve, render; write the run directory; print the table and where ProxyGrad helps."""
-    from datetime import datetime
     from pathlib import Path
 
     from ..experiments.gap import preset, run_gap, write_gap
@@ -39,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                     slopes=args.slopes, steps=args.steps, classes=args.classes, seeds=args.seeds, lr=args.lr,
                     time_limit=args.time_limit)
     config.validate()
-    out = Path(args.out or f"runs/gap-{datetime.now():%Y%m%d-%H%M%S}")
+    out = Path(run_dir(args.out, "gap"))
     payload = write_gap(out, run_gap(config, out, progress=not args.quiet))
     print(f"{'network':<11}{'accuracy':>9}{'exact maxima (MILP)':>22}{'s per MILP':>12}{'binaries':>10}")
     for name, info in payload["networks"].items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import floats, names
+from ._args import floats, names, run_dir
 
 
 def _architectures(text: str) -> tuple[bool, ...]:
@@ -42,7 +42,6 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure, write the run directory, print Table 5 and the findings."""
-    from datetime import datetime
     from pathlib import Path
 
     from ..experiments.gradients import preset, run_gradients, validate
@@ -52,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                     size=args.size, positions=args.positions, batchnorm=args.architectures, data=args.data,
                     seed=args.seed, device=args.device)
     validate(config)
-    out = Path(args.out or f"runs/gradients-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}")
+    out = Path(run_dir(args.out, "gradients", args.preset))
     payload = run_gradients(config, out, progress=not args.quiet)
     report = write_report(out)
     print(f"mean |dL/d output| of {payload['table5_position']} (mean +- std over {config.repeats} networks):")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import run_dir
+
 SCHEMES_HELP = ("comma-separated regularizations: none, tv, fluid:KERNEL, elastic:KERNEL, "
                 "fluid-elastic:FLUID_KERNEL:ELASTIC_KERNEL, or SCHEME+tv, where KERNEL is gaussian:SIZE[:SIGMA] or "
                 "sobolev:SIZE[:GAMMA] (default: none, tv, and the fluid, elastic and fluid-elastic Sobolev schemes "
@@ -71,13 +73,12 @@ def _list(text: str | None) -> tuple[str, ...] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Reconstruct (or assess), write the run directory, print a summary."""
-    from datetime import datetime
     from pathlib import Path
 
     import torch
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    out = Path(args.out or f"runs/invert-{datetime.now():%Y%m%d-%H%M%S}")
+    out = Path(run_dir(args.out, "invert"))
     if args.assess:
         return _assess(args, out, device)
     return _single(args, out, device)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import ints, names
+from ._args import ints, names, run_dir
 
 
 def register(sub) -> None:
@@ -29,7 +29,6 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, count, draw; print the findings."""
-    from datetime import datetime
     from pathlib import Path
 
     from ..experiments.regions import preset, run_regions, validate
@@ -38,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     config = preset(args.preset, datasets=args.datasets, widths=args.widths, methods=args.methods,
                     epochs=args.epochs, seeds=args.seeds, grid=args.grid)
     validate(config)
-    out = Path(args.out or f"runs/regions-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}")
+    out = Path(run_dir(args.out, "regions", args.preset))
     payload = run_regions(config, out, progress=not args.quiet, pictures=not args.no_pictures)
     report = write_report(out)
     for line in payload["findings"]:

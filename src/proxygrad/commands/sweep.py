@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import add_compile_option, add_proxy_options, compile_option, floats, ints, names, proxy_options
+from ._args import add_compile_option, add_proxy_options, compile_option, floats, ints, names, proxy_options, run_dir
 
 
 def register(sub) -> None:
@@ -45,7 +45,6 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from datetime import datetime
     from pathlib import Path
 
     from ..am.distributed import finish
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                     compile=compile_option(args.compile))
     config = replace(config, **proxy_options(args, list(config.methods)))  # errors named by the flags
     validate(config)
-    out = Path(args.out or f"runs/sweep-{args.preset}-{datetime.now():%Y%m%d-%H%M%S}")
+    out = Path(run_dir(args.out, "sweep", args.preset))
     payload = run_sweep(config, out, progress=not args.quiet)
     if payload is None:  # a torchrun rank other than 0
         finish()

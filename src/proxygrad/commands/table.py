@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import ints
+from ._args import ints, run_dir
 
 
 def register(sub) -> None:
@@ -27,7 +27,6 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or collect) the cells, print the table and the findings, write table.csv/png/txt, results.json."""
-    from datetime import datetime
     from pathlib import Path
 
     from ..experiments.table import TableConfig, parse_settings, run_table
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
                          seeds=args.seeds or ((0, 1) if digits else (0, 1, 2, 3, 4)))
     env = None if args.sweep or args.collect else dist.init(args.device)
     try:
-        stamp = args.out or f"runs/table-{base.data.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+        stamp = run_dir(args.out, "table", base.data.dataset)
         out = Path(dist.broadcast(stamp, env) if env is not None else stamp)
         if args.sweep and not args.out and dist.launch_env()[1] > 1:
             raise ValueError("--sweep over several processes needs --out (one directory they all share)")

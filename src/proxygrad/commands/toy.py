@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import floats, ints, names
+from ._args import floats, ints, names, run_dir
 
 
 def register(sub) -> None:
@@ -30,7 +30,6 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run every problem x method x seed, write the run directory, print the summary table."""
-    from datetime import datetime
     from pathlib import Path
 
     from ..experiments.toy import ToyConfig, run_toy, write_toy
@@ -39,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                        methods=tuple(args.methods), slopes=tuple(args.slopes), init_sigma=args.init_sigma,
                        lr=args.lr, step_rule=args.step_rule, s=args.s, p=args.p)
     config.validate()
-    out = Path(args.out or f"runs/toy-{datetime.now():%Y%m%d-%H%M%S}")
+    out = Path(run_dir(args.out, "toy"))
     payload = write_toy(out, run_toy(config, progress=not args.quiet))
     print(f"{'problem':<8}{'method':<18}{'optimum':>9}{'mean reached':>14}{'worst':>8}{'seeds at 99%':>14}"
           f"{'median steps to 99%':>21}")

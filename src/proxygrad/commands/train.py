@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import run_dir
+
 
 def register(sub) -> None:
     parser = sub.add_parser("train", help="train a network with relu / leaky / proxygrad (the paper's Section 6; "
@@ -85,14 +87,13 @@ def default_workers(args: argparse.Namespace, config, world: int = 1) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume) one run; print its test accuracy and the files written (rank 0)."""
-    from datetime import datetime
 
     from ..train import dist, train
 
     config = base_config(args)
     env = dist.init(args.device)
     try:
-        out = dist.broadcast(args.out or f"runs/train-{datetime.now():%Y%m%d-%H%M%S}", env)
+        out = dist.broadcast(run_dir(args.out, "train"), env)
         if env.is_main:
             print(f"{config.arch} {config.label} on {config.data.dataset}, seed {config.seed}, {config.epochs} "
                   f"epochs, {env.world} process(es) on {env.device}; run directory {out} (rerun with --out {out} "

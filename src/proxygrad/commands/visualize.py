@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import add_compile_option, add_proxy_options, compile_option, floats, ints, proxy_options
+from ._args import add_compile_option, add_proxy_options, compile_option, floats, ints, proxy_options, run_dir
 
 DEFAULT_STEPS = 200  # without --recipe (the recipes' own counts are larger)
 
@@ -166,7 +166,6 @@ def build_configs(args: argparse.Namespace, spec, methods: list[str], init_image
 def run(args: argparse.Namespace) -> int:
     """Render the objectives with each method, write the run directory, print a summary."""
     import time
-    from datetime import datetime
     from pathlib import Path
 
     import torch
@@ -195,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     init_image = load_image(args.init, loaded.spec) if args.init else None
     configs, shared = build_configs(args, loaded.spec, methods, init_image)
     jobs = [(o, s) for o in objectives for s in args.seeds]
-    out = Path(args.out or f"runs/visualize-{datetime.now():%Y%m%d-%H%M%S}")
+    out = Path(run_dir(args.out, "visualize"))
     results = {}
     for label, config in configs.items():
         if config.compile:  # each method is a new graph per shape: keep under dynamo's recompile limit (8)

@@ -43,7 +43,7 @@ from ..models.tiny import POOLING_NETWORKS, RECIPES, SMOOTH_NETWORKS, load_tiny
 from ..report.files import versions, write_csv, write_figure, write_json
 from ..report.rows import ResultRows, cell_key
 from ..surrogates import patched, pooling, smooth
-from .sweep import class_objectives
+from ..am.api import class_objectives
 
 
 @dataclass(frozen=True)

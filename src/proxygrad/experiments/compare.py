@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..am import RenderConfig, class_logit, render
+from ..am.api import class_objectives
+from ..am.objectives import target_class
 from ..am.recipes import RECIPES, recipe_config
 from ..exact import maximize, optimality_gap, trace
 from ..metrics import class_fid, score_images, seed_consistency
@@ -190,19 +192,6 @@ class Setup:
     device: torch.device
 
 
-def _class_index(name: str, spec: InputSpec) -> int:
-    names = list(spec.class_names or [])
-    if name in names:
-        return names.index(name)
-    try:
-        index = int(name)
-    except ValueError:
-        raise ValueError(f"unknown class {name!r}; use an index or one of {names[:10]}...") from None
-    if spec.num_classes is not None and not 0 <= index < spec.num_classes:
-        raise ValueError(f"class {index} out of range: the model has {spec.num_classes} classes")
-    return index
-
-
 def real_images(config: CompareConfig, spec: InputSpec, classes: Sequence[int]) -> tuple | None:
     """(images (M, C, H, W) in [-1, 1], labels (M,)) of the chosen classes, at most ``real_per_class`` each:
     from ``config.real`` (class subfolders), the bundled digits test split for the digits models, else None."""
@@ -244,7 +233,8 @@ def prepare(config: CompareConfig) -> Setup:
                              f"{other.spec.num_classes} classes, the model {model.spec.channels} and "
                              f"{model.spec.num_classes}: choose a matching one with --{what}")
     count = model.spec.num_classes or 10
-    classes = [_class_index(c, model.spec) for c in config.classes] if config.classes else list(range(min(count, 10)))
+    classes = [target_class(o) for o in class_objectives(config.classes, model.spec)] if config.classes \
+        else list(range(min(count, 10)))
     real = real_images(config, evaluator.spec, classes)
     if config.exact_network == "model":
         trace(in_image_space(model.model, model.spec), (model.spec.channels, *model.spec.size))  # can MILP take it?

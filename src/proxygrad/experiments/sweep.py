@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from ..am import RenderConfig
 from ..am.distributed import barrier, local_device, render_sharded, world
-from ..am.api import resolve_objectives
+from ..am.api import class_objectives
 from ..am.config import COMPILE_MODES, PROXY_OPTIONS
 from ..am.objectives import target_class
 from ..am.parametrizations import PARAMETRIZATIONS
@@ -245,13 +245,6 @@ def render_config(settings: dict, config: SweepConfig, model_size, progress: boo
                         parametrization=config.parametrization, step_rule=config.step_rule,
                         temperature=config.temperature, compile=config.compile,
                         kinds=tuple(settings.get("kinds", RECTIFIERS_ONLY)), **proxies)
-
-
-def class_objectives(classes: Sequence[str] | None, spec) -> list:
-    """Class-logit objectives for class names or indices (None: every class)."""
-    if classes is None:
-        return resolve_objectives(None, spec)
-    return resolve_objectives([c if str(c).isdigit() else f"class:{c}" for c in classes], spec)
 
 
 def _render_cell(loaded: LoadedModel, objectives, seeds, settings: dict, config: SweepConfig, progress: bool):

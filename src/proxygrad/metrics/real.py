@@ -13,9 +13,8 @@ import torch
 from torch import Tensor
 
 from ..am.init import load_image
+from ..am.spectrum import IMAGE_SUFFIXES
 from ..models.spec import InputSpec
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def _class_folders(folder: Path, spec: InputSpec) -> dict[int, Path]:
