@@ -210,3 +210,12 @@ def test_recipes_on_gpu_match_cpu():
         gpu = render(digits_gpu.model, digits_gpu.spec, [class_logit(2), class_logit(7)], [0, 1], config,
                      device="cuda")
         assert torch.allclose(cpu.images, gpu.images, atol=1e-3), name
+
+
+def test_transparency_comes_back_with_octaves_whatever_steps_says():
+    from proxygrad.am.config import Octave
+
+    digits = load("digits")
+    config = RenderConfig(steps=0, octaves=(Octave(0.5, 2), Octave(1.0, 2)), transparency=True, progress=False)
+    result = render(digits.model, digits.spec, [class_logit(1)], [0], config)
+    assert result.transparency.shape == result.images.shape and result.transparency.sum() > 0

@@ -362,4 +362,4 @@ def render(model: nn.Module, spec: InputSpec, objectives: Sequence[Objective], s
                         trace_steps=parts[0]["trace_steps"], zero_gradient_steps=cat("zero"),
                         nonfinite_gradient_steps=cat("nonfinite"), seconds=time.perf_counter() - start,
                         config=config, batch_size=batch,
-                        transparency=cat("transparency") if config.transparency and config.steps else None)
+                        transparency=None if parts[0]["transparency"] is None else cat("transparency"))
