@@ -90,7 +90,7 @@ def metric_figure(table: list[dict]) -> Figure:
         high = [r[f"{name}_high"] - v if r.get(f"{name}_high") is not None else 0 for v, r in zip(values, table)]
         ax.barh(y, values, xerr=[low, high] if metric.per_cell else None, color=[colours[r["recipe"]] for r in table],
                 capsize=2)
-        ax.set_yticks(y, labels if ax is axes[0] or columns == 1 else [""] * len(y), fontsize=7)
+        ax.set_yticks(y, [""] * len(y))  # method names on the first column only (below)
         ax.invert_yaxis()
         ax.set_title(f"{metric.label} ({'higher' if metric.higher else 'lower'} is better)", fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
